@@ -1,0 +1,41 @@
+"""linlab: a laboratory for linear regression and deep linear networks trained by
+gradient descent.
+
+Data flows one way: ``data`` → ``models`` → ``engines`` → ``results`` → ``diagnose``/``report``,
+with ``stats`` and ``theory`` (NumPy/SciPy only) beside them.
+"""
+
+from .config import TrainConfig
+from .data import Dataset, seed_dataset, seed_factors, synthetic
+from .engines import fit
+from .models import end_to_end, init_factors, n_params
+from .results import RunResult
+
+__version__ = "0.1.0"
+
+
+def train(data: Dataset, config: TrainConfig | None = None, **settings) -> RunResult:
+    """Train one model on `data`; settings are :class:`TrainConfig` fields.
+
+    Examples
+    --------
+    >>> r = train(seed_dataset(), widths=(10, 1, 2), lr=1e-5, epochs=300)
+    >>> r.outcome
+    'stalled'
+    """
+    config = TrainConfig(**settings) if config is None else config.replace(**settings)
+    return fit(data, config)
+
+
+def __getattr__(name):
+    if name == "DeepLinear":
+        from ._module import DeepLinear
+
+        return DeepLinear
+    raise AttributeError(f"module 'linlab' has no attribute {name!r}")
+
+
+__all__ = [
+    "Dataset", "DeepLinear", "RunResult", "TrainConfig", "end_to_end", "fit", "init_factors",
+    "n_params", "seed_dataset", "seed_factors", "synthetic", "train",
+]

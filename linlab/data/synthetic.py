@@ -1,0 +1,84 @@
+"""Synthetic regression problems with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .dataset import Dataset
+
+WEIGHT_DISTRIBUTIONS = ("normal", "uniform", "integer")
+
+
+def synthetic(
+    n: int = 1000,
+    d: int = 10,
+    k: int = 2,
+    *,
+    rank: int | None = None,
+    weights: str = "normal",
+    noise: float = 0.0,
+    condition: float = 1.0,
+    seed: int = 0,
+) -> Dataset:
+    """Draw X with a chosen conditioning and Y = X·W + noise for a W of chosen rank.
+
+    Parameters
+    ----------
+    n, d, k : int
+        Samples, features and targets.
+    rank : int, optional
+        Rank of the true W (default: full, ``min(d, k)``).
+    weights : {"normal", "uniform", "integer"}
+        Entries of W's factors: standard normal, uniform on [-1, 1], or integers in
+        [0, 20) as in the seed (integer draws ignore `rank` when it is full).
+    noise : float
+        Standard deviation of Gaussian noise added to Y.
+    condition : float
+        Condition number of the feature covariance (>= 1); its eigenvalues are spread
+        geometrically from 1 to `condition` along random orthogonal directions.
+    seed : int
+        Seed of the private generator; no global random state is used.
+
+    Notes
+    -----
+    X = Z Σ^{1/2} Qᵀ with Z standard normal, so Cov(x) = Q Σ Qᵀ and cond(Cov) = `condition`.
+    W = A B with A of shape (d, rank) and B of shape (rank, k).
+
+    Examples
+    --------
+    >>> ds = synthetic(n=200, d=6, k=3, rank=1, seed=0)
+    >>> ds.X.shape, ds.Y.shape, int(np.linalg.matrix_rank(ds.W_true))
+    ((200, 6), (200, 3), 1)
+    """
+    for name, value in (("n", n), ("d", d), ("k", k)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name}={value} must be a positive integer.")
+    full = min(d, k)
+    rank = full if rank is None else rank
+    if int(rank) != rank or not 0 <= rank <= full:
+        raise ValueError(f"rank={rank} must be an integer in [0, min(d, k)] = [0, {full}].")
+    if weights not in WEIGHT_DISTRIBUTIONS:
+        raise ValueError(f"weights={weights!r} is not one of {WEIGHT_DISTRIBUTIONS}.")
+    if not (np.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise={noise} must be a finite number >= 0.")
+    if not (np.isfinite(condition) and condition >= 1):
+        raise ValueError(f"condition={condition} must be a finite number >= 1.")
+
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    spectrum = np.geomspace(1.0, condition, d) if d > 1 else np.ones(1)
+    X = rng.standard_normal((n, d)) * np.sqrt(spectrum) @ Q.T  # (n, d)
+
+    if weights == "integer" and rank == full:
+        W = rng.integers(0, 20, size=(d, k)).astype(float)
+    else:
+        draw = rng.standard_normal if weights == "normal" else (lambda s: rng.uniform(-1, 1, s))
+        if weights == "integer":
+            draw = lambda s: rng.integers(0, 5, size=s).astype(float)  # noqa: E731
+        W = draw((d, rank)) @ draw((rank, k))  # (d, k), rank <= `rank`
+    Y = X @ W + noise * rng.standard_normal((n, k))
+    prov = {
+        "source": "synthetic", "n": n, "d": d, "k": k, "rank": rank, "weights": weights,
+        "noise": noise, "condition": condition, "seed": seed,
+    }
+    return Dataset(X, Y, W, name=f"synthetic(n={n},d={d},k={k})", provenance=prov)

@@ -1,0 +1,105 @@
+"""Deep linear networks: architectures, initial factors, and the ``nn.Module`` form.
+
+One factor order everywhere: predictions = X @ W1 @ W2 @ … @ WL (+ biases), the seed's
+order, with W_j of shape (widths[j-1], widths[j]). Depth 1 is plain regression.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import INITS, parse_widths
+
+
+def n_params(widths, bias: bool = False) -> int:
+    """Number of trainable parameters.
+
+    Examples
+    --------
+    >>> n_params((10, 1, 2)), n_params((10, 5, 2)), n_params((10, 2))
+    (12, 60, 20)
+    """
+    widths = parse_widths(widths)
+    return sum(a * b + (b if bias else 0) for a, b in zip(widths[:-1], widths[1:]))
+
+
+def end_to_end(factors) -> np.ndarray:
+    """The product W1 @ W2 @ … @ WL, of shape (d, k)."""
+    out = factors[0]
+    for W in factors[1:]:
+        out = out @ W
+    return out
+
+
+def _orthogonal(rng, a: int, b: int) -> np.ndarray:
+    # a (semi-)orthogonal (a, b) matrix: orthonormal columns if a >= b, rows otherwise
+    M = rng.standard_normal((max(a, b), min(a, b)))
+    Q, R = np.linalg.qr(M)
+    Q = Q * np.sign(np.diag(R))  # uniform (Haar) distribution
+    return Q if a >= b else Q.T
+
+
+def _balanced(rng, widths, scale: float) -> list[np.ndarray]:
+    # draw an end-to-end M = U Σ Vᵀ of rank r <= min(widths), then split Σ evenly:
+    # W1 = U Σ^{1/L} Q1ᵀ, Wj = Q_{j-1} Σ^{1/L} Qjᵀ, WL = Q_{L-1} Σ^{1/L} Vᵀ.
+    # Then Wjᵀ Wj = W_{j+1} W_{j+1}ᵀ = Qj Σ^{2/L} Qjᵀ: balanced (Arora et al. 2018, eq. 7).
+    L, r = len(widths) - 1, min(widths)
+    M = scale * rng.standard_normal((widths[0], widths[-1]))
+    U, s, Vt = np.linalg.svd(M, full_matrices=False)
+    root = np.diag(s[:r] ** (1.0 / L))
+    Qs = [U[:, :r]] + [_orthogonal(rng, h, r) for h in widths[1:-1]] + [Vt[:r].T]
+    return [Qs[j] @ root @ Qs[j + 1].T for j in range(L)]
+
+
+def init_factors(widths, init: str = "normal", scale: float = 1.0, seed: int = 0) -> list[np.ndarray]:
+    """Initial factors W1..WL in float64, from an explicit seed (no global random state).
+
+    Parameters
+    ----------
+    widths : tuple of int
+        ``(d, h1, ..., k)``.
+    init : {"normal", "scaled", "orthogonal", "balanced", "zeros", "torch"}
+        ``normal``: standard normal entries (the seed's ``randn``); ``scaled``: normal with
+        std `scale`; ``orthogonal``: `scale` times a (semi-)orthogonal matrix;
+        ``balanced``: factors of an end-to-end matrix with N(0, scale²) entries satisfying
+        Wjᵀ Wj = W_{j+1} W_{j+1}ᵀ; ``zeros``: all zero, a saddle gradient descent never
+        leaves; ``torch``: ``nn.Linear``'s default U(−1/√fan_in, 1/√fan_in).
+    scale : float
+        See `init`; ignored by ``normal``, ``zeros`` and ``torch``.
+    seed : int
+
+    Examples
+    --------
+    >>> W1, W2 = init_factors((6, 3, 2), "balanced", scale=0.1, seed=0)
+    >>> bool(np.allclose(W1.T @ W1, W2 @ W2.T))
+    True
+    """
+    widths = parse_widths(widths)
+    if init not in INITS:
+        raise ValueError(f"init={init!r} is not one of {', '.join(map(repr, INITS))}.")
+    rng = np.random.default_rng(seed)
+    shapes = list(zip(widths[:-1], widths[1:]))
+    if init == "normal":
+        return [rng.standard_normal(s) for s in shapes]
+    if init == "scaled":
+        return [scale * rng.standard_normal(s) for s in shapes]
+    if init == "orthogonal":
+        return [scale * _orthogonal(rng, a, b) for a, b in shapes]
+    if init == "balanced":
+        return _balanced(rng, widths, scale)
+    if init == "zeros":
+        return [np.zeros(s) for s in shapes]
+    return [rng.uniform(-1, 1, s) / np.sqrt(s[0]) for s in shapes]  # torch
+
+
+def init_biases(widths, bias: bool) -> list[np.ndarray] | None:
+    """Zero biases, one per layer (``None`` for a bias-free model)."""
+    return [np.zeros(w) for w in parse_widths(widths)[1:]] if bias else None
+
+
+def __getattr__(name):  # DeepLinear needs torch: build it on first use only
+    if name == "DeepLinear":
+        from ._module import DeepLinear
+
+        return DeepLinear
+    raise AttributeError(f"module 'linlab.models' has no attribute {name!r}")
