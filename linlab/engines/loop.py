@@ -131,7 +131,7 @@ def fit(
         f, b = engine.params()
         return {
             "epoch": t, "factors": f, "biases": b, "optimizer": engine.optimizer_state(),
-            "history": list(history), "val_history": list(val_history) or None,
+            "history": history[:t], "val_history": val_history[:t] or None,
             "rng": rng.bit_generator.state, "lr": lr, "config": config.to_dict(),
         }
 
