@@ -1,73 +1,286 @@
-"""``linlab train``: one run on the seed data, synthetic data or a file."""
+"""``linlab train``: one run on the seed data, synthetic data or a file.
+
+Every :class:`~linlab.config.TrainConfig` field has a flag, and every flag is also a key of
+a ``--config`` TOML file (flags win). The run prints the seed's log lines, a progress bar
+on a terminal once it outlasts a second, the outcome, the diagnosis and a summary table;
+``--json`` prints one JSON object instead and nothing else.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import click
 
+from ..config import DTYPES, INITS, LOSSES, OPTIMIZERS, REDUCTIONS, SCHEDULES, TrainConfig
+from .options import config_file_callback, drop_overridden, load_data, parse_betas, parse_extra, parse_lr
 
-def load_data(spec: str):
-    """Read a data spec: ``seed``, ``seed-torch`` or ``synthetic:n=500,d=8,k=2,...``."""
-    from ..data import seed_dataset, synthetic
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+SINGLE_RUN_ENGINES = ("numpy", "autograd", "module")
+# the settings that go into TrainConfig; the rest say where data comes from and where output goes
+CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
-    if spec in ("seed", "seed-numpy"):
-        return seed_dataset("numpy")
-    if spec == "seed-torch":
-        return seed_dataset("torch")
-    if spec.startswith("synthetic"):
-        params = {}
-        body = spec.partition(":")[2]
-        for item in filter(None, (s.strip() for s in body.split(","))):
-            key, eq, value = item.partition("=")
-            if not eq:
-                raise ValueError(f"--data {spec!r}: {item!r} is not key=value; e.g. synthetic:n=500,d=8.")
-            params[key] = value
-        import inspect
 
-        valid = [p for p in inspect.signature(synthetic).parameters]
-        bad = sorted(set(params) - set(valid))
-        if bad:
-            raise ValueError(f"--data {spec!r}: unknown key(s) {bad}; valid keys are {valid}.")
-        conv = {"weights": str}
-        for key, value in params.items():
-            cast = conv.get(key, float if key in ("noise", "condition") else int)
-            try:
-                params[key] = cast(value)
-            except ValueError:
-                raise ValueError(f"--data {spec!r}: {key}={value!r} is not a valid {cast.__name__}.") from None
-        return synthetic(**params)
-    raise ValueError(f"--data {spec!r} is not 'seed', 'seed-torch' or 'synthetic:...'.")
+def _option(*decls, **kwargs):
+    kwargs.setdefault("show_default", "default" in kwargs and kwargs["default"] is not None)
+    return click.option(*decls, **kwargs)
+
+
+OPTIONS = [
+    _option("--config", "config_file", metavar="FILE", is_eager=True, callback=config_file_callback,
+            help="TOML file whose keys are any of these flags; flags override it."),
+    # data
+    _option("--data", default="seed",
+            help="seed, seed-torch, synthetic:n=1000,d=10,k=2,rank=1,noise=0.1,condition=10,seed=0, "
+                 "or a CSV/TSV/Parquet/NPY/NPZ file."),
+    _option("--features", metavar="COLS", help="Feature columns of a data file: names or 0-based positions."),
+    _option("--targets", metavar="COLS", help="Target columns of a data file: names or 0-based positions."),
+    _option("--delimiter", help="Field separator of a text file (default: from the extension, or sniffed)."),
+    _option("--standardize/--no-standardize", default=False, help="Scale a data file's columns to mean 0, std 1."),
+    _option("--val-fraction", type=float, metavar="F",
+            help="Hold out this fraction of rows for a validation loss."),
+    _option("--split-seed", type=int, default=0, help="Seed of the validation split."),
+    # model
+    _option("--widths", metavar="D,H,...,K", help="Layer widths; by default (d, k) from the data."),
+    _option("--depth", type=int, help="Number of layers; widths (d, W, ..., W, k) with --width W."),
+    _option("--width", type=int, help="Units of each hidden layer, with --depth."),
+    _option("--bias/--no-bias", default=DEFAULTS["bias"], help="A bias in every layer."),
+    _option("--init", type=click.Choice(INITS), default=DEFAULTS["init"], help="Initial factors."),
+    _option("--init-scale", type=float, default=DEFAULTS["init_scale"],
+            help="std (normal/scaled), gain (orthogonal), end-to-end std (balanced)."),
+    _option("--seed", type=int, default=DEFAULTS["seed"],
+            help="Seed of the initial factors and batch order; without it, the seed data starts "
+                 "from the seed's own factors."),
+    # optimisation
+    _option("--engine", type=click.Choice(SINGLE_RUN_ENGINES), default=DEFAULTS["engine"]),
+    _option("--optimizer", type=click.Choice(OPTIMIZERS), default=DEFAULTS["optimizer"]),
+    _option("--lr", default=str(DEFAULTS["lr"]), help='Learning rate: a number > 0, or "auto".'),
+    _option("--momentum", type=float, default=DEFAULTS["momentum"], help="SGD momentum in [0, 1)."),
+    _option("--nesterov/--no-nesterov", default=DEFAULTS["nesterov"], help="Nesterov momentum (SGD)."),
+    _option("--weight-decay", type=float, default=DEFAULTS["weight_decay"]),
+    _option("--betas", default=",".join(map(str, DEFAULTS["betas"])), help="Adam/AdamW betas."),
+    _option("--eps", type=float, default=DEFAULTS["eps"], help="Adam/AdamW/RMSprop epsilon."),
+    _option("--alpha", type=float, default=DEFAULTS["alpha"], help="RMSprop smoothing."),
+    _option("--schedule", type=click.Choice(SCHEDULES), default=DEFAULTS["schedule"],
+            help="Learning-rate schedule, stepped once an epoch."),
+    _option("--step-size", type=int, default=DEFAULTS["step_size"], help="Epochs between steps (step schedule)."),
+    _option("--gamma", type=float, default=DEFAULTS["gamma"], help="Decay factor (step, exponential schedules)."),
+    _option("--loss", type=click.Choice(LOSSES), default=DEFAULTS["loss"]),
+    _option("--reduction", type=click.Choice(REDUCTIONS), default=DEFAULTS["reduction"]),
+    _option("--p", type=float, default=DEFAULTS["p"], help="Exponent of the lp loss (>= 1)."),
+    _option("--delta", type=float, default=DEFAULTS["delta"], help="Threshold of the huber loss."),
+    _option("--epochs", type=int, default=DEFAULTS["epochs"]),
+    _option("--batch-size", type=int, help="Rows per mini-batch (default: full batch)."),
+    _option("--shuffle/--no-shuffle", default=DEFAULTS["shuffle"], help="Reshuffle mini-batches every epoch."),
+    _option("--tol", type=float, default=DEFAULTS["tol"], help="Converged when the loss <= tol."),
+    _option("--stall-window", type=int, default=DEFAULTS["stall_window"],
+            help="Epochs without relative progress before a run counts as stalled."),
+    _option("--stall-rtol", type=float, default=DEFAULTS["stall_rtol"], help="The relative progress that counts."),
+    _option("--diverge-factor", type=float, default=DEFAULTS["diverge_factor"],
+            help="Diverged when the loss exceeds this times the initial loss."),
+    _option("--dtype", type=click.Choice(DTYPES), default=DEFAULTS["dtype"]),
+    _option("--device", default=DEFAULTS["device"], help="cpu, cuda or cuda:N (torch engines)."),
+    _option("--extra", multiple=True, metavar="KEY=VALUE", help="A label stored with the run (repeatable)."),
+    # output
+    _option("--log-every", type=int, default=DEFAULTS["log_every"], help="Epochs between log lines."),
+    _option("--checkpoint", metavar="PATH", help="Save the model here at the end (and every N epochs)."),
+    _option("--checkpoint-every", type=int, metavar="N", help="Also save the checkpoint every N epochs."),
+    _option("--resume", metavar="PATH", help="Continue from a checkpoint made with the same settings."),
+    _option("--tensorboard", metavar="DIR", help="Write TensorBoard scalars to DIR."),
+    _option("--json", "as_json", is_flag=True, help="Print one JSON object (config, summary, diagnosis)."),
+    _option("--quiet", "-q", is_flag=True, help="No log lines, bar or table: the outcome line only."),
+]
+
+
+def _with_options(f):
+    for option in reversed(OPTIONS):
+        f = option(f)
+    return f
 
 
 @click.command()
-@click.option("--data", "data_spec", default="seed", show_default=True,
-              help="seed, seed-torch, or synthetic:n=1000,d=10,k=2,rank=1,noise=0.1,condition=10,seed=0")
-@click.option("--widths", default="10,2", show_default=True, help="Layer widths d,h1,...,k.")
-@click.option("--engine", type=click.Choice(["numpy", "autograd", "module"]), default="numpy", show_default=True)
-@click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw", "rmsprop", "adagrad"]),
-              default="sgd", show_default=True)
-@click.option("--lr", default="1e-5", show_default=True, help='Learning rate, or "auto".')
-@click.option("--epochs", type=int, default=750, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initial factors.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the log.")
-def train(data_spec, widths, engine, optimizer, lr, epochs, seed, as_json):
-    """Train one model and print the seed-style log and the outcome."""
-    from .. import TrainConfig
+@_with_options
+@click.pass_context
+def train(ctx, **settings):
+    """Train one model and print the seed-style log, the outcome, a diagnosis and a summary."""
+    settings = drop_overridden(ctx, settings)
+    data = load_data(settings["data"], features=settings["features"], targets=settings["targets"],
+                     delimiter=settings["delimiter"], standardize=settings["standardize"])
+    config = make_config(settings, data)
+    factors = None
+    if _seed_init(data, config) and not _given(ctx, "seed"):
+        factors = seed_factors_for(data, config)
+        config = config.replace(extra={**config.extra, "factors": "seed"})
+    run_and_report(data, config, settings, factors)
+
+
+# the initial factors each of the seed's data variants draws itself (its steps 2-3, 4 and 5-7)
+SEED_INITS = {"numpy": ("normal",), "torch": ("normal", "torch")}
+
+
+def _seed_init(data, config) -> bool:
+    prov = data.provenance
+    return prov.get("source") == "seed" and config.init in SEED_INITS.get(prov.get("variant"), ())
+
+
+def _given(ctx, *names) -> bool:
+    from click.core import ParameterSource
+
+    return any(ctx.get_parameter_source(n) != ParameterSource.DEFAULT for n in names)
+
+
+def seed_factors_for(data, config: TrainConfig):
+    """The seed's own initial factors, drawn right after its data, as its scripts do.
+
+    Examples
+    --------
+    >>> from linlab import seed_dataset
+    >>> [f.shape for f in seed_factors_for(seed_dataset(), TrainConfig(widths=(10, 5, 2)))]
+    [(10, 5), (5, 2)]
+    """
+    from ..data import seed_factors
+
+    return seed_factors(config.widths, data.provenance["variant"], config.init)
+
+
+def make_config(settings: dict, data) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed settings, with widths fitted to `data`.
+
+    Examples
+    --------
+    >>> from linlab import seed_dataset
+    >>> make_config({"depth": 2, "width": 5, "lr": "1e-5", "betas": "0.9,0.999"}, seed_dataset()).widths
+    (10, 5, 2)
+    """
+    from .options import resolve_widths
+
+    fields = {k: settings[k] for k in CONFIG_KEYS if settings.get(k) is not None}
+    fields["widths"] = resolve_widths(settings.get("widths"), settings.get("depth"), settings.get("width"),
+                                      data.n_features, data.n_targets)
+    fields["lr"] = parse_lr(settings.get("lr", DEFAULTS["lr"]))
+    fields["betas"] = parse_betas(settings.get("betas") or ",".join(map(str, DEFAULTS["betas"])))
+    fields["extra"] = parse_extra(settings.get("extra"))
+    return TrainConfig(**fields)
+
+
+def run_and_report(data, config: TrainConfig, settings: dict, factors=None) -> None:
+    """Split, train with the requested callbacks, save, diagnose and print."""
+    from rich.console import Console
+
     from ..engines import fit
-
-    data = load_data(data_spec)
-    lr = lr if lr == "auto" else _number("--lr", lr)
-    config = TrainConfig(widths=widths, engine=engine, optimizer=optimizer, lr=lr, epochs=epochs, seed=seed)
-    result = fit(data, config, log=None if as_json else click.echo)
+    from .output import RunDisplay
+    console = Console(highlight=False, soft_wrap=True)
+    quiet, as_json = settings["quiet"], settings["as_json"]
+    train_data, val = split_data(data, settings["val_fraction"], settings["split_seed"])
+    resume = resume_from(settings["resume"], config)
+    callbacks = callbacks_for(settings)
+    with RunDisplay(console, config.epochs, quiet=quiet or as_json) as show:
+        result = fit(train_data, config, factors=factors, val=val, log=None if quiet or as_json else show.line,
+                     callbacks=(*callbacks, show), resume=resume)
+    for cb in callbacks:
+        getattr(cb, "close", lambda: None)()
+    if settings["checkpoint"]:
+        save_final(settings["checkpoint"], result, data)
+    diagnosis = diagnosis_of(result, train_data)
     if as_json:
-        click.echo(json.dumps({"config": result.config, **result.summary()}))
+        _print_json(result, data, diagnosis, settings)
+    elif quiet:
+        console.print(f"{result.outcome}: {result.message}")
     else:
-        click.echo(f"{result.outcome}: {result.message}")
+        _print_report(console, result, data, diagnosis, settings)
 
 
-def _number(name, text):
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"{name}={text!r} is not a number.") from None
+def _print_report(console, result, data, diagnosis, settings) -> None:
+    from .output import summary_table
+
+    console.print(f"{result.outcome}: {result.message}")
+    if diagnosis is not None:
+        console.print(diagnosis.text(), markup=False)
+    console.print(summary_table(result, data, settings["checkpoint"]))
+
+
+def _print_json(result, data, diagnosis, settings) -> None:
+    from .output import jsonable
+
+    record = {
+        "config": result.config,
+        "data": {"name": data.name, "n_samples": data.n_samples, "n_features": data.n_features,
+                 "n_targets": data.n_targets, "provenance": data.provenance},
+        "summary": result.summary(),
+        "diagnosis": None if diagnosis is None else diagnosis.to_dict(),
+        "checkpoint": settings["checkpoint"],
+    }
+    click.echo(json.dumps(jsonable(record)))
+
+
+def split_data(data, val_fraction, split_seed):
+    """``(train, val)`` rows; ``val`` is None without a validation fraction."""
+    if val_fraction is None:
+        return data, None
+    return data.split(val_fraction, split_seed)
+
+
+def callbacks_for(settings: dict) -> list:
+    """``fit`` callbacks for ``--checkpoint-every`` and ``--tensorboard``."""
+    callbacks = []
+    every = settings["checkpoint_every"]
+    if every is not None:
+        if not settings["checkpoint"]:
+            raise ValueError(f"--checkpoint-every {every} needs --checkpoint PATH, the file to save to.")
+        if every < 1:
+            raise ValueError(f"--checkpoint-every {every} must be a positive number of epochs.")
+        from ..checkpoint import CheckpointCallback
+
+        callbacks.append(CheckpointCallback(settings["checkpoint"], every=every))
+    if settings["tensorboard"]:
+        from ..tracking import TensorBoardCallback
+
+        callbacks.append(TensorBoardCallback(settings["tensorboard"]))
+    return callbacks
+
+
+# settings a resumed run must share with its checkpoint: they fix the parameters' and optimizer's shapes
+RESUME_KEYS = ("widths", "bias", "engine", "optimizer")
+
+
+def resume_from(path, config: TrainConfig):
+    """The state to resume from, checked against `config`, or None."""
+    if not path:
+        return None
+    from ..checkpoint import resume_state
+
+    state = resume_state(path)
+    saved = state.get("config") or {}
+    current = config.to_dict()
+    diff = [f"{k}: {saved[k]!r} there, {current[k]!r} here" for k in RESUME_KEYS
+            if k in saved and _same(saved[k]) != _same(current[k])]
+    if diff:
+        raise ValueError(
+            f"--resume {path!r} was saved with other settings ({'; '.join(diff)}); "
+            "give the same --widths, --bias, --engine and --optimizer, or start afresh without --resume."
+        )
+    if state["epoch"] >= config.epochs:
+        raise ValueError(
+            f"--resume {path!r} has already done {state['epoch']} epochs and --epochs is {config.epochs}; "
+            "raise --epochs to train further."
+        )
+    return state
+
+
+def _same(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def save_final(path, result, data) -> None:
+    """Save the trained model, its config, history and the data's scaler and column names."""
+    from ..checkpoint import save_checkpoint
+
+    save_checkpoint(path, result, data)
+
+
+def diagnosis_of(result, data):
+    """The diagnosis of the run, or None where there is nothing to compare with."""
+    from ..diagnose import diagnose
+
+    return diagnose(result, data)

@@ -1,0 +1,290 @@
+"""Settings of ``linlab train``: data sources, architectures and TOML config files.
+
+Every flag of ``linlab train`` is also a key of a ``--config`` file, spelt like the
+flag without its dashes (``log-every`` or ``log_every``). The file's values become the
+command's defaults (click's ``default_map``), so they pass through the very same type
+checks as flags, and any flag given on the command line overrides the file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport
+    import tomli as tomllib
+
+BUILTIN_DATA = ("seed", "seed-numpy", "seed-torch", "synthetic")
+# keys of synthetic:... data specs and their types (the rest of synthetic()'s arguments are ints)
+SYNTHETIC_TYPES = {"weights": str, "noise": float, "condition": float}
+SYNTHETIC_KEYS = ("n", "d", "k", "rank", "weights", "noise", "condition", "seed")
+# groups of keys that say the same thing two ways: a flag for one drops the file's value of the other
+ALTERNATIVES = (("widths",), ("depth", "width"))
+
+
+def file_keys(command: click.Command) -> dict[str, str]:
+    """Map every key a config file may hold to the name of the parameter it sets.
+
+    Examples
+    --------
+    >>> cmd = click.Command("c", params=[click.Option(["--log-every"]), click.Option(["--json", "as_json"])])
+    >>> file_keys(cmd)
+    {'log_every': 'log_every', 'json': 'as_json'}
+    """
+    keys = {}
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.name == "config_file":
+            continue
+        for opt in param.opts:
+            if opt.startswith("--"):
+                keys[opt[2:].replace("-", "_")] = param.name
+    return keys
+
+
+def read_config_file(path: str | Path, keys: dict[str, str]) -> dict:
+    """Read a TOML config file into ``{parameter name: value}``, checking every key.
+
+    Lists become comma-separated strings (``widths = [10, 5, 2]`` reads as ``"10,5,2"``)
+    and the ``extra`` table becomes ``KEY=VALUE`` items, as the flags write them.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "run.toml")
+    ...     _ = open(path, "w").write('widths = [10, 5, 2]\\nlog-every = 50\\n')
+    ...     read_config_file(path, {"widths": "widths", "log_every": "log_every"})
+    {'widths': '10,5,2', 'log_every': 50}
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--config {str(path)!r}: no such file; give the path of a TOML file.")
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(
+            f"--config {str(path)!r} is not valid TOML: {e}. Write one `key = value` per line, "
+            'strings in quotes, e.g. optimizer = "adam".'
+        ) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"--config {str(path)!r} is not UTF-8 text; save it as a UTF-8 TOML file.") from None
+    settings = {}
+    for key, value in table.items():
+        name = keys.get(key.replace("-", "_"))
+        if name is None:
+            raise ValueError(
+                f"--config {str(path)!r}: unknown key {key!r}; valid keys are: {', '.join(sorted(keys))}."
+            )
+        settings[name] = _flag_value(path, key, value)
+    return settings
+
+
+def _flag_value(path: Path, key: str, value):
+    # a TOML value written the way its flag would take it
+    if isinstance(value, dict):
+        if key != "extra":
+            raise ValueError(f"--config {str(path)!r}: {key!r} holds a table; give it a single value.")
+        return [f"{k}={json.dumps(v)}" for k, v in value.items()]
+    if isinstance(value, list):
+        if key == "extra":
+            return [str(v) for v in value]
+        if any(isinstance(v, (list, dict)) for v in value):
+            raise ValueError(f"--config {str(path)!r}: {key!r} holds nested lists; give a flat list.")
+        return ",".join(str(v) for v in value)
+    return value
+
+
+def config_file_callback(ctx: click.Context, param: click.Parameter, value):
+    """Eager ``--config`` callback: the file's values become the command's defaults."""
+    if value is not None:
+        settings = read_config_file(value, file_keys(ctx.command))
+        ctx.default_map = {**(ctx.default_map or {}), **settings}
+    return value
+
+
+def drop_overridden(ctx: click.Context, settings: dict) -> dict:
+    """Drop a file's ``widths`` when ``--depth``/``--width`` are given as flags, and the reverse."""
+    from click.core import ParameterSource
+
+    def given(names, source):
+        return any(ctx.get_parameter_source(n) == source for n in names)
+
+    settings = dict(settings)
+    for group, other in (ALTERNATIVES, ALTERNATIVES[::-1]):
+        if given(group, ParameterSource.COMMANDLINE) and given(other, ParameterSource.DEFAULT_MAP):
+            settings.update({n: None for n in other})
+    return settings
+
+
+def parse_names(option: str, text: str | None) -> list[str | int] | None:
+    """Split ``"a,b,c"`` into column names; whole numbers are column positions.
+
+    Examples
+    --------
+    >>> parse_names("--features", "x1, x2,3")
+    ['x1', 'x2', 3]
+    """
+    if text is None:
+        return None
+    names = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not names:
+        raise ValueError(
+            f"{option} {text!r} names no columns; write them like 'x1,x2' (names or 0-based positions)."
+        )
+    return [int(t) if t.isdigit() else t for t in names]
+
+
+def parse_lr(text) -> float | str:
+    """A learning rate: ``"auto"`` or a number (its range is checked by TrainConfig).
+
+    Examples
+    --------
+    >>> parse_lr("1e-3"), parse_lr("auto")
+    (0.001, 'auto')
+    """
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f'--lr {text!r} is not a number; give e.g. --lr 1e-4, or --lr auto.') from None
+
+
+def parse_betas(text) -> tuple[float, float]:
+    """Adam's ``"0.9,0.999"``.
+
+    Examples
+    --------
+    >>> parse_betas("0.9, 0.99")
+    (0.9, 0.99)
+    """
+    try:
+        betas = tuple(float(t) for t in str(text).split(","))
+    except ValueError:
+        betas = ()
+    if len(betas) != 2:
+        raise ValueError(f"--betas {text!r} must be two numbers like '0.9,0.999'.")
+    return betas
+
+
+def parse_extra(items) -> dict:
+    """Labels ``KEY=VALUE``; values read as JSON when they can be, as text otherwise.
+
+    Examples
+    --------
+    >>> parse_extra(["name=base", "rep=3"])
+    {'name': 'base', 'rep': 3}
+    """
+    extra = {}
+    for item in items or ():
+        key, eq, value = str(item).partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"--extra {item!r} is not KEY=VALUE; write e.g. --extra group=baseline.")
+        try:
+            extra[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            extra[key.strip()] = value
+    return extra
+
+
+def resolve_widths(widths, depth, width, n_features: int, n_targets: int) -> tuple[int, ...]:
+    """Widths from ``--widths`` or from ``--depth``/``--width`` and the data's d and k.
+
+    ``--depth L --width h`` gives ``(d, h, ..., h, k)`` with L − 1 hidden layers; nothing
+    at all gives plain regression ``(d, k)``.
+
+    Examples
+    --------
+    >>> resolve_widths(None, 3, 4, 10, 2)
+    (10, 4, 4, 2)
+    >>> resolve_widths("10,5,2", None, None, 10, 2)
+    (10, 5, 2)
+    >>> resolve_widths(None, None, None, 6, 1)
+    (6, 1)
+    """
+    from ..config import parse_widths
+
+    d, k = n_features, n_targets
+    if widths is not None:
+        if depth is not None or width is not None:
+            raise ValueError("give either --widths or --depth/--width, not both.")
+        ws = parse_widths(widths)
+        if (ws[0], ws[-1]) != (d, k):
+            raise ValueError(
+                f"--widths {','.join(map(str, ws))} runs from {ws[0]} to {ws[-1]}, but the data has "
+                f"{d} features and {k} targets; use --widths {d},...,{k}, or --depth/--width, which "
+                "take both ends from the data."
+            )
+        return ws
+    depth = (1 if width is None else 2) if depth is None else depth
+    if depth < 1:
+        raise ValueError(f"--depth {depth} must be at least 1 (1 is plain linear regression).")
+    if depth == 1:
+        if width is not None:
+            raise ValueError(f"--width {width} needs --depth 2 or more; depth 1 has no hidden layer.")
+        return (d, k)
+    if width is None or width < 1:
+        raise ValueError(f"--depth {depth} needs --width H >= 1, the units of each hidden layer, e.g. --width 5.")
+    return (d, *[width] * (depth - 1), k)
+
+
+def load_data(spec: str, *, features=None, targets=None, delimiter=None, standardize=False):
+    """The dataset a ``--data`` spec names.
+
+    ``seed`` and ``seed-torch`` are the seed's arrays; ``synthetic:n=500,d=8,k=2`` calls
+    :func:`linlab.data.synthetic` with those arguments; anything else is a path to a CSV,
+    TSV, Parquet, NPY or NPZ file, read with the column options.
+
+    Examples
+    --------
+    >>> load_data("synthetic:n=50,d=3,k=1").X.shape
+    (50, 3)
+    """
+    kind = spec.partition(":")[0]
+    if kind in BUILTIN_DATA:
+        given = [name for name, v in (("--features", features), ("--targets", targets),
+                                      ("--delimiter", delimiter), ("--standardize", standardize or None))
+                 if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to data files only, not to --data {spec!r}.")
+        return _builtin(spec)
+    path = Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"--data {spec!r}: no such file. Give a CSV, TSV, Parquet, NPY or NPZ file, "
+            "or one of seed, seed-torch, synthetic:n=1000,d=10,k=2."
+        )
+    from ..data.files import load_file
+
+    return load_file(path, features=parse_names("--features", features),
+                     targets=parse_names("--targets", targets), standardize=standardize, delimiter=delimiter)
+
+
+def _builtin(spec: str):
+    from ..data import seed_dataset, synthetic
+
+    if spec in ("seed", "seed-numpy"):
+        return seed_dataset("numpy")
+    if spec == "seed-torch":
+        return seed_dataset("torch")
+    if not spec.startswith("synthetic") or spec[len("synthetic"):][:1] not in ("", ":"):
+        raise ValueError(f"--data {spec!r} is not seed, seed-torch or synthetic:...; e.g. synthetic:n=500,d=8.")
+    params = {}
+    for item in filter(None, (s.strip() for s in spec.partition(":")[2].split(","))):
+        key, eq, value = (s.strip() for s in item.partition("="))
+        if not eq or key not in SYNTHETIC_KEYS:
+            raise ValueError(
+                f"--data {spec!r}: {item!r} is not KEY=VALUE with a KEY among {', '.join(SYNTHETIC_KEYS)}; "
+                "e.g. synthetic:n=500,d=8,k=2,noise=0.1."
+            )
+        cast = SYNTHETIC_TYPES.get(key, int)
+        try:
+            params[key] = cast(value)
+        except ValueError:
+            raise ValueError(f"--data {spec!r}: {key}={value!r} is not a valid {cast.__name__}.") from None
+    return synthetic(**params)

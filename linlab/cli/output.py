@@ -1,0 +1,129 @@
+"""What ``linlab train`` shows: the seed's log lines, a progress bar, a summary table, JSON."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+PROGRESS_AFTER_S = 1.0  # a run gets a progress bar once it has taken this long
+
+
+class RunDisplay:
+    """The seed's log lines, and on a terminal a progress bar once a run outlasts a second.
+
+    Use :meth:`line` as ``fit``'s ``log`` and the instance itself as one of its callbacks.
+    Off a terminal (a pipe, a file, a test) only the plain lines are written.
+
+    Examples
+    --------
+    >>> import io
+    >>> out = io.StringIO()
+    >>> with RunDisplay(Console(file=out), epochs=10) as show:
+    ...     show.line("Epoch [10/10], Loss: 0.5000")
+    >>> out.getvalue()
+    'Epoch [10/10], Loss: 0.5000\\n'
+    """
+
+    def __init__(self, console: Console, epochs: int, *, quiet: bool = False):
+        self.console, self.epochs, self.quiet = console, epochs, quiet
+        self.progress, self.task = None, None
+        self.t0 = time.perf_counter()
+
+    def __enter__(self) -> RunDisplay:
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def line(self, text: str) -> None:
+        """Print one log line (above the bar while it is shown)."""
+        if not self.quiet:
+            (self.progress.console if self.progress else self.console).print(text, markup=False, highlight=False)
+
+    def __call__(self, epoch) -> None:
+        """``fit`` callback: start the bar when due, then advance it to ``epoch.epoch``."""
+        if self.progress is None:
+            due = time.perf_counter() - self.t0 > PROGRESS_AFTER_S
+            if self.quiet or not due or not self.console.is_terminal:
+                return
+            self._start(epoch.epoch)
+        self.progress.update(self.task, completed=epoch.epoch, loss=_fmt(epoch.loss))
+
+    def _start(self, done: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+            TimeRemainingColumn(), console=self.console, transient=True,
+        )
+        self.task = self.progress.add_task("train", total=self.epochs, completed=done, loss="")
+        self.progress.start()
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.6g}"
+
+
+def summary_table(result, data, checkpoint: str | None = None) -> Table:
+    """A short table of the run: data, model, outcome, losses, timing.
+
+    Examples
+    --------
+    >>> from linlab import train, seed_dataset
+    >>> data = seed_dataset()
+    >>> table = summary_table(train(data, widths=(10, 2), lr=4e-4, epochs=20), data)
+    >>> table.row_count
+    10
+    """
+    from ..models import n_params
+
+    cfg, s = result.config, result.summary()
+    tol_at = s["epochs_to_tol"]
+    table = Table(title="linlab train", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("data", f"{data.name}: {data.n_samples} rows, {data.n_features} features, {data.n_targets} targets"),
+        ("model", f"widths {tuple(cfg['widths'])}, {n_params(cfg['widths'], cfg['bias'])} parameters"),
+        ("training", f"{cfg['engine']} engine, {cfg['optimizer']}, lr {result.lr:.4g}, {cfg['loss']} loss"),
+        ("outcome", result.outcome),
+        ("epochs", str(s["epochs"]) + ("" if tol_at is None else f" (tol reached at {tol_at})")),
+        ("final loss", _fmt(s["final_loss"])),
+        ("best loss", _fmt(s["best_loss"])),
+        ("validation loss", _fmt(s["final_val_loss"])),
+        ("‖W − W_true‖/‖W_true‖", _fmt(s["distance_to_true"])),
+        ("time", f"{s['seconds']:.3g} s ({s['seconds_per_epoch'] * 1e3:.3g} ms/epoch)"),
+    ]
+    if checkpoint is not None:
+        rows.append(("checkpoint", checkpoint))
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def jsonable(obj):
+    """Plain JSON types: NumPy scalars and arrays to numbers and lists, inf and NaN to null.
+
+    Examples
+    --------
+    >>> jsonable({"a": np.float32(0.5), "b": [np.inf, (1, 2)], "c": np.arange(2)})
+    {'a': 0.5, 'b': [None, [1, 2]], 'c': [0, 1]}
+    """
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
