@@ -1,0 +1,176 @@
+"""Sweeps: every run of a grid, executed in batches, into a table that survives interruption.
+
+A sweep expands a :class:`~linlab.sweep_grid.Grid` into runs with stable ids, executes
+them batch by batch (many at once on the ``batched`` engine, one by one on the others)
+and, after every batch, rewrites its table atomically, so a stopped sweep keeps what it
+finished and ``resume=True`` runs only the rest. :func:`best_per_architecture` then
+compares architectures fairly: each at its own best learning rate from the grid.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+
+from .config import TrainConfig
+from .data import Dataset
+from .engines import fit
+from .results import RunResult
+from .sweep_grid import Grid, Run, axis_values, expand, run_id
+from .sweep_table import (
+    SCHEMA,
+    best_per_architecture,
+    flops_per_epoch,
+    histories_path,
+    read_table,
+    result_row,
+    to_table,
+    write_table,
+)
+
+__all__ = [
+    "SCHEMA", "Grid", "Run", "axis_values", "best_per_architecture", "default_engine", "expand",
+    "flops_per_epoch", "histories_path", "read_table", "run_batch", "run_id", "sweep", "write_table",
+]
+
+MEMORY_BUDGET = 2 * 1024**3  # bytes the batched engine may use for one batch
+RUNS_PER_BATCH = {"batched": 256, "single": 16}  # runs executed, then saved, together
+
+
+def default_engine() -> str:
+    """``"batched"`` when the batched engine is installed, else ``"numpy"``.
+
+    Examples
+    --------
+    >>> default_engine() in ("batched", "numpy")
+    True
+    """
+    return "batched" if importlib.util.find_spec("linlab.engines.batched") is not None else "numpy"
+
+
+def run_batch(data: Dataset, configs: Sequence[TrainConfig], *, device: str | None = None,
+              memory_budget: int = MEMORY_BUDGET) -> list[RunResult]:
+    """Train `configs` on `data`: ``engine="batched"`` ones together, the rest one by one.
+
+    Returns one :class:`~linlab.results.RunResult` per config, in order.
+
+    Examples
+    --------
+    >>> from linlab import seed_dataset
+    >>> configs = [TrainConfig(widths=(10, 2), lr=lr, epochs=20) for lr in (1e-5, 1e-2)]
+    >>> [r.outcome for r in run_batch(seed_dataset(), configs)]
+    ['max_epochs', 'diverged']
+    """
+    results: list[RunResult | None] = [None] * len(configs)
+    together = [i for i, c in enumerate(configs) if c.engine == "batched"]
+    if together:
+        if default_engine() != "batched":
+            raise ValueError("engine='batched' needs linlab.engines.batched, which this installation "
+                             "lacks; set engine = 'numpy' (or 'autograd', 'module') in [fixed].")
+        from .engines.batched import fit_batched
+
+        batch = fit_batched(data, [configs[i] for i in together], device=device, memory_budget=memory_budget)
+        for i, result in zip(together, batch, strict=True):
+            results[i] = result
+    for i, config in enumerate(configs):
+        if config.engine != "batched":
+            results[i] = fit(data, config)
+    return results
+
+
+def _as_grid(grid_or_path) -> Grid:
+    if isinstance(grid_or_path, Grid):
+        return grid_or_path
+    if isinstance(grid_or_path, dict):
+        return Grid.from_dict(grid_or_path)
+    if isinstance(grid_or_path, (str, Path)):
+        return Grid.from_toml(grid_or_path)
+    raise ValueError(f"grid_or_path={grid_or_path!r} must be a Grid, a dict in the TOML layout, "
+                     "or the path of a TOML sweep file.")
+
+
+def _existing(out: Path | None, csv: bool, resume: bool) -> pa.Table | None:
+    if out is None or not out.exists():
+        return None
+    if not resume:
+        raise ValueError(f"out={str(out)!r} exists; pass resume=True (--resume) to continue that sweep, "
+                         "or choose another output path.")
+    return read_table(out, csv)
+
+
+def sweep(
+    grid_or_path,
+    *,
+    data: Dataset | None = None,
+    out=None,
+    csv: bool | None = None,
+    resume: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    runs_per_batch: int | None = None,
+    device: str | None = None,
+    memory_budget: int = MEMORY_BUDGET,
+) -> pa.Table:
+    """Run every configuration of a grid and return the table of results.
+
+    Parameters
+    ----------
+    grid_or_path : Grid, dict or path
+        The grid, a dict in the TOML layout, or a TOML file (see :mod:`linlab.sweep_grid`).
+    data : Dataset, optional
+        Overrides the grid's ``data``.
+    out : path, optional
+        Where the table is saved, atomically after every batch.
+    csv : bool, optional
+        Save CSV (histories in a second file) instead of Parquet; by default CSV when
+        `out` ends in ``.csv``.
+    resume : bool
+        Read an existing `out` and skip the runs whose ids it holds.
+    progress : callable, optional
+        ``progress(done, total)``, called before the first batch and after each one;
+        `total` counts the runs this call executes.
+    runs_per_batch : int, optional
+        Overrides the grid's value; by default 256 on the batched engine, 16 otherwise.
+    device, memory_budget
+        Passed to the batched engine.
+
+    Returns
+    -------
+    pyarrow.Table
+        One row per run, with columns `SCHEMA` (resumed rows first).
+
+    Examples
+    --------
+    >>> grid = Grid(fixed={"engine": "numpy", "epochs": 200}, axes={"lr": [1e-5, 1e-4], "seed": [0, 1]})
+    >>> table = sweep(grid)
+    >>> table.num_rows, table.column("outcome").to_pylist()
+    (4, ['max_epochs', 'max_epochs', 'converged', 'converged'])
+    >>> table.column("epochs_to_tol").to_pylist()
+    [None, None, 57, 58]
+    """
+    grid = _as_grid(grid_or_path)
+    data = grid.load_data() if data is None else data
+    out = None if out is None else Path(out)
+    csv = out is not None and out.suffix.lower() == ".csv" if csv is None else csv
+    done = _existing(out, csv, resume)
+    done_ids = set() if done is None else set(done.column("run_id").to_pylist())
+    runs = [r for r in expand(grid, data, default_engine()) if r.run_id not in done_ids]
+    size = runs_per_batch or grid.runs_per_batch or RUNS_PER_BATCH[
+        "batched" if any(r.config.engine == "batched" for r in runs) else "single"
+    ]
+    tables = [] if done is None else [done]
+    if progress is not None:
+        progress(0, len(runs))
+    for start in range(0, len(runs), size):
+        batch = runs[start:start + size]
+        results = run_batch(data, [r.config for r in batch], device=device, memory_budget=memory_budget)
+        tables.append(to_table([
+            result_row(r.run_id, r.config, result, data.n_samples) for r, result in zip(batch, results)
+        ]))
+        if out is not None:
+            write_table(pa.concat_tables(tables), out, csv)
+        if progress is not None:
+            progress(start + len(batch), len(runs))
+    return pa.concat_tables(tables) if tables else SCHEMA.empty_table()

@@ -1,0 +1,336 @@
+"""Sweep grids: which runs a sweep makes, read from TOML and expanded to `TrainConfig`s.
+
+A grid names the data, fixed `TrainConfig` fields and axes. The runs are the cartesian
+product of the axes, each merged over the fixed fields; identical runs are kept once, and
+every run carries a stable id, a hash of its config and its data. In TOML::
+
+    data = "seed"                       # seed, seed-torch, synthetic:n=500,d=8,k=2, or a file
+    [fixed]                             # any TrainConfig field, one value
+    epochs = 1000
+    [grid]                              # any TrainConfig field, a list of values
+    depth = [1, 2, 3]                   # with width: widths (d, width, ..., width, k)
+    width = {range = [1, 64]}           # integers 1..64, both ends included
+    lr = {log_range = [1e-6, 1e-3, 10]} # or a list, or {auto_multiples = [0.5, 1, 2]}
+    optimizer = ["sgd", {name = "sgd", momentum = 0.9}, {name = "adam", betas = [0.9, 0.99]}]
+    seed = [0, 1, 2]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import OPTIMIZERS, TrainConfig
+from .data import Dataset
+
+GRID_KEYS = ("data", "fixed", "grid", "runs_per_batch")
+CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+SHAPE_AXES = ("depth", "width")  # together they make the widths axis
+AXIS_FORMS = ("range", "log_range", "auto_multiples")
+OPTIMIZER_PARAMS = ("momentum", "nesterov", "weight_decay", "betas", "eps", "alpha")
+INT_AXES = ("depth", "width", "batch_size") + tuple(
+    f.name for f in dataclasses.fields(TrainConfig) if type(f.default) is int
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a sweep: its stable id and its full config."""
+
+    run_id: str
+    config: TrainConfig
+
+
+def _unknown(keys, valid, where: str):
+    bad = sorted(set(keys) - set(valid))
+    if bad:
+        raise ValueError(
+            f"unknown key(s) {', '.join(map(repr, bad))} in {where}; valid keys are: "
+            f"{', '.join(valid)}."
+        )
+
+
+def _int_range(name: str, spec) -> list[int]:
+    ok = isinstance(spec, list) and len(spec) in (2, 3) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in spec
+    )
+    if not ok or (len(spec) == 3 and spec[2] < 1) or spec[0] > spec[1]:
+        raise ValueError(
+            f"grid.{name} = {{range = {spec!r}}} must be [start, stop] or [start, stop, step] "
+            "integers with start <= stop and step >= 1 (both ends included), e.g. [1, 64]."
+        )
+    return list(range(spec[0], spec[1] + 1, spec[2] if len(spec) == 3 else 1))
+
+
+def _log_range(name: str, spec) -> list:
+    ok = isinstance(spec, list) and len(spec) == 3 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec
+    )
+    if not ok or not (0 < spec[0] <= spec[1] < math.inf) or int(spec[2]) != spec[2] or spec[2] < 1:
+        raise ValueError(
+            f"grid.{name} = {{log_range = {spec!r}}} must be [low, high, count] with "
+            "0 < low <= high and an integer count >= 1, e.g. [1e-6, 1e-3, 10]."
+        )
+    values = [float(f"{v:.12g}") for v in np.geomspace(spec[0], spec[1], int(spec[2]))]
+    if name in INT_AXES:  # round to integers, keep each once
+        values = list(dict.fromkeys(int(round(v)) for v in values))
+    return values
+
+
+def axis_values(name: str, spec) -> list:
+    """The values of grid axis `name`: a list, or a table with one of `AXIS_FORMS`.
+
+    ``{auto_multiples = [...]}`` (lr only) gives ``("auto", m)`` markers that expansion
+    resolves to m times ``linlab.theory.auto_lr`` of each run.
+
+    Examples
+    --------
+    >>> axis_values("lr", {"log_range": [1e-6, 1e-3, 4]})
+    [1e-06, 1e-05, 0.0001, 0.001]
+    >>> axis_values("width", {"range": [1, 10, 3]})
+    [1, 4, 7, 10]
+    >>> axis_values("lr", {"auto_multiples": [0.5, 1]})
+    [('auto', 0.5), ('auto', 1.0)]
+    """
+    if isinstance(spec, list):
+        if not spec:
+            raise ValueError(f"grid.{name} = [] is empty; give at least one value.")
+        return list(spec)
+    if not isinstance(spec, dict):
+        raise ValueError(
+            f"grid.{name} = {spec!r} is not a list; write grid.{name} = [{spec!r}], or move "
+            "a single value to [fixed]."
+        )
+    _unknown(spec, AXIS_FORMS, f"grid.{name}")
+    if len(spec) != 1:
+        raise ValueError(f"grid.{name} = {spec!r} needs exactly one of {', '.join(AXIS_FORMS)}.")
+    (form, value), = spec.items()
+    if form == "range":
+        if name not in INT_AXES:
+            raise ValueError(f"grid.{name}: range is for integer axes ({', '.join(INT_AXES)}); "
+                             "use log_range or a list.")
+        return _int_range(name, value)
+    if form == "log_range":
+        return _log_range(name, value)
+    if name != "lr":
+        raise ValueError(f"grid.{name}: auto_multiples is for lr only; use a list or log_range.")
+    ok = isinstance(value, list) and value and all(
+        isinstance(m, (int, float)) and not isinstance(m, bool) and 0 < m < math.inf for m in value
+    )
+    if not ok:
+        raise ValueError(f"grid.lr = {{auto_multiples = {value!r}}} must be a non-empty list of "
+                         "positive numbers, e.g. [0.5, 1, 2].")
+    return [("auto", float(m)) for m in value]
+
+
+def _optimizer_fragment(entry) -> dict:
+    # "adam" or {name = "sgd", momentum = 0.9}: the optimizer with its hyper-parameters
+    if isinstance(entry, str):
+        return {"optimizer": entry}
+    if not isinstance(entry, dict) or "name" not in entry:
+        raise ValueError(
+            f"grid.optimizer entry {entry!r} must be a name ({', '.join(OPTIMIZERS)}) or a "
+            'table with a name, e.g. {name = "sgd", momentum = 0.9}.'
+        )
+    _unknown(entry, ("name",) + OPTIMIZER_PARAMS, f"grid.optimizer entry {entry!r}")
+    return {"optimizer": entry["name"], **{k: v for k, v in entry.items() if k != "name"}}
+
+
+@dataclass
+class Grid:
+    """A sweep: the data, fixed `TrainConfig` fields and the axes whose product is the runs.
+
+    Parameters
+    ----------
+    data : str
+        ``seed``, ``seed-torch``, ``synthetic:n=500,d=8,k=2,...`` or a data file
+        (read by ``linlab.cli.train.load_data``).
+    fixed : dict
+        `TrainConfig` fields with one value each.
+    axes : dict
+        `TrainConfig` fields (and ``depth`` with ``width``) mapped to lists of values or
+        to a table ``{range = [a, b]}``, ``{log_range = [low, high, count]}`` or (lr)
+        ``{auto_multiples = [...]}``. ``optimizer`` entries may carry hyper-parameters.
+    runs_per_batch : int, optional
+        Runs executed (and saved) together; by default chosen by the engine.
+
+    Examples
+    --------
+    >>> g = Grid(fixed={"epochs": 10}, axes={"depth": [1, 2, 3], "width": [1, 5, 64]})
+    >>> len(expand(g, Dataset(np.eye(3), np.ones((3, 1)))))  # depth 1 needs no width
+    7
+    >>> Grid(axes={"learning_rate": [0.1]})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown key(s) 'learning_rate' in [grid]; valid keys are: depth, width, widths, bias, ...
+    """
+
+    data: str = "seed"
+    fixed: dict = field(default_factory=dict)
+    axes: dict = field(default_factory=dict)
+    runs_per_batch: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.data, str) or not self.data:
+            raise ValueError(f"data={self.data!r} must be a data spec such as 'seed' or a file path.")
+        for where, table in (("[fixed]", self.fixed), ("[grid]", self.axes)):
+            if not isinstance(table, dict):
+                raise ValueError(f"{where} must be a table of keys, not {table!r}.")
+        _unknown(self.fixed, CONFIG_FIELDS, "[fixed]")
+        _unknown(self.axes, SHAPE_AXES + CONFIG_FIELDS, "[grid]")
+        both = sorted(set(self.fixed) & set(self.axes))
+        if both:
+            raise ValueError(f"{', '.join(both)} appear(s) in both [fixed] and [grid]; keep one.")
+        shape = [a for a in SHAPE_AXES if a in self.axes]
+        if shape and len(shape) != 2:
+            raise ValueError("grid.depth and grid.width go together (widths d, width, ..., k); "
+                             "give both, or list widths.")
+        if shape and ("widths" in self.axes or "widths" in self.fixed):
+            raise ValueError("give widths either as depth x width or as widths, not both.")
+        if self.runs_per_batch is not None and (
+            isinstance(self.runs_per_batch, bool) or not isinstance(self.runs_per_batch, int)
+            or self.runs_per_batch < 1
+        ):
+            raise ValueError(f"runs_per_batch={self.runs_per_batch!r} must be a positive integer.")
+        self.axes = {name: axis_values(name, spec) for name, spec in self.axes.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "the sweep config") -> Grid:
+        """Build from a mapping with the TOML layout (`GRID_KEYS` at the top)."""
+        _unknown(d, GRID_KEYS, source)
+        return cls(d.get("data", "seed"), d.get("fixed", {}), d.get("grid", {}), d.get("runs_per_batch"))
+
+    @classmethod
+    def from_toml(cls, path) -> Grid:
+        """Read a TOML sweep file; a relative data file is found next to it."""
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # python 3.10
+            import tomli as tomllib
+        path = Path(path)
+        try:
+            d = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{path} is not valid TOML: {e}.") from None
+        data = d.get("data")
+        if isinstance(data, str) and (path.parent / data).is_file() and not Path(data).is_absolute():
+            d["data"] = str(path.parent / data)
+        return cls.from_dict(d, source=str(path))
+
+    def load_data(self) -> Dataset:
+        """The grid's dataset, read by the CLI's own loader."""
+        from .cli.train import load_data
+
+        return load_data(self.data)
+
+
+def _fragments(grid: Grid, d: int, k: int) -> list[list[dict]]:
+    # every axis as a list of partial configs; the runs are products of one of each
+    axes = []
+    for name, values in grid.axes.items():
+        if name == "width":
+            continue
+        if name == "depth":
+            bad = [v for v in values + grid.axes["width"]
+                   if isinstance(v, bool) or not isinstance(v, int) or v < 1]
+            if bad:
+                raise ValueError(f"grid.depth and grid.width must be positive integers; got {bad[0]!r}.")
+            shapes = {(d, *[w] * (L - 1), k) for L in values for w in grid.axes["width"]}
+            axes.append([{"widths": s} for s in sorted(shapes, key=lambda s: (len(s), s))])
+        elif name == "widths":
+            bad = [v for v in values if not isinstance(v, (list, tuple, str))]
+            if bad:
+                raise ValueError(f"grid.widths entry {bad[0]!r} is not a list of widths; write "
+                                 "grid.widths = [[10, 5, 2], [10, 2]] (a list of lists).")
+            axes.append([{"widths": v} for v in values])
+        elif name == "optimizer":
+            axes.append([_optimizer_fragment(v) for v in values])
+        elif name == "lr":
+            axes.append([{"lr": "auto", "extra": {"lr_auto_multiple": v[1]}} if isinstance(v, tuple)
+                         else {"lr": v} for v in values])
+        else:
+            axes.append([{name: v} for v in values])
+    return axes
+
+
+def _config(base: dict, combo: tuple[dict, ...]) -> TrainConfig:
+    settings = dict(base)
+    for part in combo:
+        extra = {**settings.get("extra", {}), **part.get("extra", {})}
+        settings.update(part)
+        if extra:
+            settings["extra"] = extra
+    try:
+        return TrainConfig(**settings)
+    except (ValueError, TypeError) as e:
+        where = ", ".join(f"{k}={v!r}" for part in combo for k, v in part.items())
+        raise ValueError(f"{e} (in the run with {where or 'the fixed values'})") from None
+
+
+def _resolve_auto(config: TrainConfig, data: Dataset) -> TrainConfig:
+    # lr = m * auto_lr: the multiple stays in config.extra, the number becomes the lr
+    try:
+        from .theory import auto_lr
+    except ImportError:
+        raise ValueError("grid.lr = {auto_multiples = ...} needs linlab.theory.auto_lr, which is not "
+                         "available; list the lrs or use log_range.") from None
+    from .models import init_biases, init_factors
+
+    factors = init_factors(config.widths, config.init, config.init_scale, config.seed)
+    biases = init_biases(config.widths, config.bias)
+    base = auto_lr(data, config, factors) if biases is None else auto_lr(data, config, factors, biases)
+    return config.replace(lr=float(f"{config.extra['lr_auto_multiple'] * base:.12g}"))
+
+
+def run_id(config: TrainConfig, data: Dataset) -> str:
+    """A stable 16-hex-digit id: SHA-256 of the config and the data's name and provenance.
+
+    Examples
+    --------
+    >>> ds = Dataset(np.eye(2), np.ones((2, 1)))
+    >>> run_id(TrainConfig(widths=(2, 1)), ds) == run_id(TrainConfig(widths=(2, 1)), ds)
+    True
+    >>> run_id(TrainConfig(widths=(2, 1)), ds) == run_id(TrainConfig(widths=(2, 1), seed=1), ds)
+    False
+    """
+    identity = {
+        "config": config.to_dict(),
+        "data": {"name": data.name, "provenance": data.provenance,
+                 "shape": [data.n_samples, data.n_features, data.n_targets]},
+    }
+    text = json.dumps(identity, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def expand(grid: Grid, data: Dataset, engine: str = "numpy") -> list[Run]:
+    """The runs of `grid` on `data`: the cartesian product of its axes, each run once.
+
+    Fixed values override the defaults (widths ``(d, k)`` of the data and `engine`); axis
+    values override fixed ones. Runs whose configs are equal (e.g. depth 1 at every
+    width) appear once, in the order of their first appearance.
+
+    Examples
+    --------
+    >>> g = Grid(axes={"lr": [1e-5, 1e-4], "seed": {"range": [0, 2]}})
+    >>> runs = expand(g, Dataset(np.eye(3), np.ones((3, 2))))
+    >>> len(runs), runs[0].config.widths, runs[0].config.lr, runs[-1].config.seed
+    (6, (3, 2), 1e-05, 2)
+    """
+    base = {"widths": (data.n_features, data.n_targets), "engine": engine, **grid.fixed}
+    runs, seen = [], set()
+    for combo in itertools.product(*_fragments(grid, data.n_features, data.n_targets)):
+        config = _config(base, combo)
+        if config.lr == "auto" and "lr_auto_multiple" in config.extra:
+            config = _resolve_auto(config, data)
+        rid = run_id(config, data)
+        if rid not in seen:
+            seen.add(rid)
+            runs.append(Run(rid, config))
+    return runs
