@@ -1,0 +1,57 @@
+"""Theory in NumPy and SciPy (never torch): what gradient descent should do, in closed form.
+
+- :mod:`.least_squares`: the least-squares optimum and the reduced-rank floor of a
+  bottleneck network.
+- :mod:`.spectrum`: depth 1's Hessian spectrum, learning-rate bounds and the exact loss
+  forecast of gradient descent.
+- :mod:`.deep`: gradients, Hessian-vector products and sharpness of deep networks,
+  balancedness, Arora et al.'s end-to-end update.
+- :mod:`.lr`: the rules behind ``lr="auto"``.
+"""
+
+from .deep import (
+    balancedness,
+    end_to_end_trajectory,
+    end_to_end_update,
+    gradient,
+    hessian,
+    hessian_vector_product,
+    layer_balancedness,
+    network_loss,
+    sharpness,
+    stability_lr,
+)
+from .least_squares import (
+    LeastSquares,
+    RankFloor,
+    as_stats,
+    centered,
+    fitted_values,
+    least_squares,
+    narrowest_width,
+    rank_floor,
+)
+from .lr import SAFETY, auto_lr, reestimate_lr
+from .spectrum import (
+    LRBounds,
+    Modes,
+    bounds_from_spectrum,
+    epochs_to_tol,
+    heavy_ball_rate,
+    hessian_eigh,
+    hessian_spectrum,
+    loss_forecast,
+    lr_bounds,
+    modes,
+    momentum_lr,
+)
+
+__all__ = [
+    "SAFETY", "LRBounds", "LeastSquares", "Modes", "RankFloor", "as_stats", "auto_lr",
+    "balancedness", "bounds_from_spectrum", "centered", "end_to_end_trajectory",
+    "end_to_end_update", "epochs_to_tol", "fitted_values", "gradient", "heavy_ball_rate",
+    "hessian", "hessian_eigh", "hessian_spectrum", "hessian_vector_product",
+    "layer_balancedness", "least_squares", "loss_forecast", "lr_bounds", "modes",
+    "momentum_lr", "narrowest_width", "network_loss", "rank_floor", "reestimate_lr",
+    "sharpness", "stability_lr",
+]
