@@ -163,9 +163,10 @@ def parse_betas(text) -> tuple[float, float]:
     >>> parse_betas("0.9, 0.99")
     (0.9, 0.99)
     """
+    items = text if isinstance(text, (list, tuple)) else str(text).split(",")
     try:
-        betas = tuple(float(t) for t in str(text).split(","))
-    except ValueError:
+        betas = tuple(float(t) for t in items)
+    except (TypeError, ValueError):
         betas = ()
     if len(betas) != 2:
         raise ValueError(f"--betas {text!r} must be two numbers like '0.9,0.999'.")
@@ -180,6 +181,8 @@ def parse_extra(items) -> dict:
     >>> parse_extra(["name=base", "rep=3"])
     {'name': 'base', 'rep': 3}
     """
+    if isinstance(items, dict):
+        return dict(items)
     extra = {}
     for item in items or ():
         key, eq, value = str(item).partition("=")

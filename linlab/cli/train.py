@@ -105,14 +105,21 @@ def _with_options(f):
 def train(ctx, **settings):
     """Train one model and print the seed-style log, the outcome, a diagnosis and a summary."""
     settings = drop_overridden(ctx, settings)
+    checkpoint = None
+    if settings["resume"]:
+        from ..checkpoint import load_checkpoint
+
+        checkpoint = load_checkpoint(settings["resume"])
+        settings = settings_from_checkpoint(ctx, settings, checkpoint)
     data = load_data(settings["data"], features=settings["features"], targets=settings["targets"],
                      delimiter=settings["delimiter"], standardize=settings["standardize"])
     config = make_config(settings, data)
     factors = None
-    if _seed_init(data, config) and not _given(ctx, "seed"):
+    if checkpoint is None and _seed_init(data, config) and not _given(ctx, "seed"):
         factors = seed_factors_for(data, config)
         config = config.replace(extra={**config.extra, "factors": "seed"})
-    run_and_report(data, config, settings, factors)
+    resume = None if checkpoint is None else resume_from(checkpoint, settings["resume"], config, data)
+    run_and_report(data, config, settings, factors=factors, resume=resume)
 
 
 # the initial factors each of the seed's data variants draws itself (its steps 2-3, 4 and 5-7)
@@ -127,7 +134,7 @@ def _seed_init(data, config) -> bool:
 def _given(ctx, *names) -> bool:
     from click.core import ParameterSource
 
-    return any(ctx.get_parameter_source(n) != ParameterSource.DEFAULT for n in names)
+    return any(ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None) for n in names)
 
 
 def seed_factors_for(data, config: TrainConfig):
@@ -159,42 +166,48 @@ def make_config(settings: dict, data) -> TrainConfig:
     fields["widths"] = resolve_widths(settings.get("widths"), settings.get("depth"), settings.get("width"),
                                       data.n_features, data.n_targets)
     fields["lr"] = parse_lr(settings.get("lr", DEFAULTS["lr"]))
-    fields["betas"] = parse_betas(settings.get("betas") or ",".join(map(str, DEFAULTS["betas"])))
+    fields["betas"] = parse_betas(settings.get("betas") or DEFAULTS["betas"])
     fields["extra"] = parse_extra(settings.get("extra"))
     return TrainConfig(**fields)
 
 
-def run_and_report(data, config: TrainConfig, settings: dict, factors=None) -> None:
+def run_and_report(data, config: TrainConfig, settings: dict, *, factors=None, resume=None) -> None:
     """Split, train with the requested callbacks, save, diagnose and print."""
     from rich.console import Console
 
     from ..engines import fit
     from .output import RunDisplay
+
     console = Console(highlight=False, soft_wrap=True)
     quiet, as_json = settings["quiet"], settings["as_json"]
     train_data, val = split_data(data, settings["val_fraction"], settings["split_seed"])
-    resume = resume_from(settings["resume"], config)
-    callbacks = callbacks_for(settings)
-    with RunDisplay(console, config.epochs, quiet=quiet or as_json) as show:
-        result = fit(train_data, config, factors=factors, val=val, log=None if quiet or as_json else show.line,
-                     callbacks=(*callbacks, show), resume=resume)
-    for cb in callbacks:
-        getattr(cb, "close", lambda: None)()
-    if settings["checkpoint"]:
-        save_final(settings["checkpoint"], result, data)
+    saver = checkpoint_callback(settings, data, config)
+    callbacks = [cb for cb in (saver, tensorboard_callback(settings["tensorboard"])) if cb is not None]
+    try:
+        with RunDisplay(console, config.epochs, quiet=quiet or as_json) as show:
+            result = fit(train_data, config, factors=factors, val=val, log=None if quiet or as_json else show.line,
+                         callbacks=(*callbacks, show), resume=resume)
+    finally:
+        for cb in callbacks:
+            getattr(cb, "close", lambda: None)()
+    notes = []
+    if saver is not None and saver.final(result) is None:
+        notes.append(saver.skipped[-1][1])  # a non-finite end state: the last good save is kept
     diagnosis = diagnosis_of(result, train_data)
     if as_json:
         _print_json(result, data, diagnosis, settings)
     elif quiet:
-        console.print(f"{result.outcome}: {result.message}")
+        console.print(f"{result.outcome}: {result.message}", markup=False)
     else:
-        _print_report(console, result, data, diagnosis, settings)
+        _print_report(console, result, data, diagnosis, settings, notes)
 
 
-def _print_report(console, result, data, diagnosis, settings) -> None:
+def _print_report(console, result, data, diagnosis, settings, notes) -> None:
     from .output import summary_table
 
-    console.print(f"{result.outcome}: {result.message}")
+    console.print(f"{result.outcome}: {result.message}", markup=False)
+    for note in notes:
+        console.print(f"note: {note}", markup=False)
     if diagnosis is not None:
         console.print(diagnosis.text(), markup=False)
     console.print(summary_table(result, data, settings["checkpoint"]))
@@ -221,45 +234,65 @@ def split_data(data, val_fraction, split_seed):
     return data.split(val_fraction, split_seed)
 
 
-def callbacks_for(settings: dict) -> list:
-    """``fit`` callbacks for ``--checkpoint-every`` and ``--tensorboard``."""
-    callbacks = []
-    every = settings["checkpoint_every"]
-    if every is not None:
-        if not settings["checkpoint"]:
-            raise ValueError(f"--checkpoint-every {every} needs --checkpoint PATH, the file to save to.")
-        if every < 1:
-            raise ValueError(f"--checkpoint-every {every} must be a positive number of epochs.")
-        from ..checkpoint import CheckpointCallback
+def checkpoint_callback(settings: dict, data, config: TrainConfig):
+    """The ``fit`` callback that saves ``--checkpoint`` (every N epochs and at the end), or None."""
+    path, every = settings["checkpoint"], settings["checkpoint_every"]
+    if every is not None and (not path or every < 1):
+        raise ValueError(f"--checkpoint-every {every} needs --checkpoint PATH and a positive number of epochs.")
+    if not path:
+        return None
+    from ..checkpoint import CheckpointCallback
 
-        callbacks.append(CheckpointCallback(settings["checkpoint"], every=every))
-    if settings["tensorboard"]:
-        from ..tracking import TensorBoardCallback
+    # without --checkpoint-every the file is written once, when the run ends
+    return CheckpointCallback(path, every=every or config.epochs + 1, data=data,
+                              scaler=data.provenance.get("scaler"))
 
-        callbacks.append(TensorBoardCallback(settings["tensorboard"]))
-    return callbacks
+
+def tensorboard_callback(logdir):
+    """The ``fit`` callback that writes TensorBoard scalars to `logdir`, or None."""
+    if not logdir:
+        return None
+    from ..tracking import TensorBoardCallback
+
+    return TensorBoardCallback(logdir)
+
+
+def settings_from_checkpoint(ctx, settings: dict, checkpoint: dict) -> dict:
+    """Settings left at their defaults take the checkpointed run's values instead."""
+    saved = dict(checkpoint["config"])
+    settings = dict(settings)
+    for key in CONFIG_KEYS:
+        if key in saved and key != "widths" and not _given(ctx, key):
+            settings[key] = saved[key]
+    if not _given(ctx, "widths", "depth", "width"):
+        settings.update(widths=list(saved["widths"]), depth=None, width=None)
+    return settings
 
 
 # settings a resumed run must share with its checkpoint: they fix the parameters' and optimizer's shapes
 RESUME_KEYS = ("widths", "bias", "engine", "optimizer")
 
 
-def resume_from(path, config: TrainConfig):
-    """The state to resume from, checked against `config`, or None."""
-    if not path:
-        return None
+def resume_from(checkpoint: dict, path, config: TrainConfig, data) -> dict:
+    """The state to resume from, checked against `config` and `data`."""
     from ..checkpoint import resume_state
 
-    state = resume_state(path)
-    saved = state.get("config") or {}
-    current = config.to_dict()
-    diff = [f"{k}: {saved[k]!r} there, {current[k]!r} here" for k in RESUME_KEYS
-            if k in saved and _same(saved[k]) != _same(current[k])]
+    saved, current = dict(checkpoint["config"]), config.to_dict()
+    diff = [f"{k}={_plain(saved[k])!r} there, {_plain(current[k])!r} here" for k in RESUME_KEYS
+            if _plain(saved[k]) != _plain(current[k])]
     if diff:
         raise ValueError(
-            f"--resume {path!r} was saved with other settings ({'; '.join(diff)}); "
-            "give the same --widths, --bias, --engine and --optimizer, or start afresh without --resume."
+            f"--resume {path!r} was saved with other settings ({'; '.join(diff)}); give the same "
+            "--widths, --bias, --engine and --optimizer (or leave them out to take the checkpoint's), "
+            "or start afresh without --resume."
         )
+    trained_on = (checkpoint.get("data") or {}).get("name")
+    if trained_on is not None and trained_on != data.name:
+        raise ValueError(
+            f"--resume {path!r} was trained on data {trained_on!r}, but --data gives {data.name!r}; "
+            "give the same --data to continue the run."
+        )
+    state = resume_state(checkpoint)
     if state["epoch"] >= config.epochs:
         raise ValueError(
             f"--resume {path!r} has already done {state['epoch']} epochs and --epochs is {config.epochs}; "
@@ -268,19 +301,12 @@ def resume_from(path, config: TrainConfig):
     return state
 
 
-def _same(value):
-    return list(value) if isinstance(value, (list, tuple)) else value
-
-
-def save_final(path, result, data) -> None:
-    """Save the trained model, its config, history and the data's scaler and column names."""
-    from ..checkpoint import save_checkpoint
-
-    save_checkpoint(path, result, data)
+def _plain(value):
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def diagnosis_of(result, data):
-    """The diagnosis of the run, or None where there is nothing to compare with."""
+    """The diagnosis of the run (see :func:`linlab.diagnose.diagnose`)."""
     from ..diagnose import diagnose
 
     return diagnose(result, data)
