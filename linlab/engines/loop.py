@@ -117,6 +117,7 @@ def fit(
     engine = make_engine(config.engine, data, config, factors, biases, val)
     rng = np.random.default_rng([config.seed, 1])  # the mini-batch order's own stream
     history, val_history, best = [], [], []
+    lr_changes = []  # lr="auto", depth > 1: lowered whenever the loss rises
     if resume is not None:
         engine.set_params(resume["factors"], resume.get("biases"))
         engine.load_optimizer_state(resume["optimizer"])
@@ -174,6 +175,10 @@ def fit(
                     f"{config.stall_rtol:g} (relative) over the last {w} epochs, at {best[t]:.6g}."
                 )
                 break
+            if config.lr == "auto" and config.depth > 1 and len(history) > 1 and loss > history[-2]:
+                from ..theory import reestimate_lr
+
+                lr = reestimate_lr(data, config, engine.params, lr, history, lr_changes)
             snapshot = engine.params()
             lr_t = optim.lr_at(config, t, lr)
             engine.step(lr_t, _batches(rng, data.n_samples, config.batch_size, config.shuffle))
@@ -192,4 +197,5 @@ def fit(
         history=np.asarray(history), epochs=len(history) - 1, lr=float(lr), factors=f, biases=b,
         val_history=np.asarray(val_history) if val is not None else None,
         epochs_to_tol=epochs_to_tol, seconds=seconds, distance_to_true=distance,
+        extra={"lr_changes": lr_changes} if lr_changes else {},
     )
