@@ -5,6 +5,7 @@ product of the axes, each merged over the fixed fields; identical runs are kept 
 every run carries a stable id, a hash of its config and its data. In TOML::
 
     data = "seed"                       # seed, seed-torch, synthetic:n=500,d=8,k=2, or a file
+    targets = "y1,y2"                   # with a file: also features, delimiter, standardize
     [fixed]                             # any TrainConfig field, one value
     epochs = 1000
     [grid]                              # any TrainConfig field, a list of values
@@ -30,7 +31,8 @@ import numpy as np
 from .config import OPTIMIZERS, TrainConfig
 from .data import Dataset
 
-GRID_KEYS = ("data", "fixed", "grid", "runs_per_batch")
+DATA_OPTIONS = ("features", "targets", "delimiter", "standardize")  # for data files
+GRID_KEYS = ("data", *DATA_OPTIONS, "fixed", "grid", "runs_per_batch")
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 SHAPE_AXES = ("depth", "width")  # together they make the widths axis
 AXIS_FORMS = ("range", "log_range", "auto_multiples")
@@ -151,7 +153,7 @@ class Grid:
     ----------
     data : str
         ``seed``, ``seed-torch``, ``synthetic:n=500,d=8,k=2,...`` or a data file
-        (read by ``linlab.cli.train.load_data``).
+        (CSV, TSV, Parquet, NPY, NPZ), read as ``linlab train --data`` reads it.
     fixed : dict
         `TrainConfig` fields with one value each.
     axes : dict
@@ -160,6 +162,8 @@ class Grid:
         ``{auto_multiples = [...]}``. ``optimizer`` entries may carry hyper-parameters.
     runs_per_batch : int, optional
         Runs executed (and saved) together; by default chosen by the engine.
+    data_options : dict
+        For a data file: ``features``, ``targets`` (``"x1,x2"``), ``delimiter``, ``standardize``.
 
     Examples
     --------
@@ -176,10 +180,12 @@ class Grid:
     fixed: dict = field(default_factory=dict)
     axes: dict = field(default_factory=dict)
     runs_per_batch: int | None = None
+    data_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.data, str) or not self.data:
             raise ValueError(f"data={self.data!r} must be a data spec such as 'seed' or a file path.")
+        _unknown(self.data_options, DATA_OPTIONS, "the data options")
         for where, table in (("[fixed]", self.fixed), ("[grid]", self.axes)):
             if not isinstance(table, dict):
                 raise ValueError(f"{where} must be a table of keys, not {table!r}.")
@@ -205,7 +211,8 @@ class Grid:
     def from_dict(cls, d: dict, source: str = "the sweep config") -> Grid:
         """Build from a mapping with the TOML layout (`GRID_KEYS` at the top)."""
         _unknown(d, GRID_KEYS, source)
-        return cls(d.get("data", "seed"), d.get("fixed", {}), d.get("grid", {}), d.get("runs_per_batch"))
+        return cls(d.get("data", "seed"), d.get("fixed", {}), d.get("grid", {}), d.get("runs_per_batch"),
+                   {k: d[k] for k in DATA_OPTIONS if k in d})
 
     @classmethod
     def from_toml(cls, path) -> Grid:
@@ -225,10 +232,10 @@ class Grid:
         return cls.from_dict(d, source=str(path))
 
     def load_data(self) -> Dataset:
-        """The grid's dataset, read by the CLI's own loader."""
-        from .cli.train import load_data
+        """The grid's dataset, read by the loader of ``linlab train --data``."""
+        from .cli.options import load_data
 
-        return load_data(self.data)
+        return load_data(self.data, **self.data_options)
 
 
 def _fragments(grid: Grid, d: int, k: int) -> list[list[dict]]:

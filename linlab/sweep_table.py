@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import secrets
 import statistics
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -123,8 +123,7 @@ def histories_path(path) -> Path:
 @contextmanager
 def _atomic(path: Path):
     # write to a temporary file in the same folder, then rename over the target in one step
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")  # created by the writer
     try:
         yield tmp
         os.replace(tmp, path)
