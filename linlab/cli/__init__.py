@@ -12,6 +12,7 @@ from .. import __version__
 # command name -> "module:function", imported only when the command runs or is listed
 COMMANDS = {
     "train": "linlab.cli.train:train",
+    "predict": "linlab.cli.predict:predict",
     "sweep": "linlab.cli.sweep:sweep",
 }
 
