@@ -121,24 +121,6 @@ def drop_overridden(ctx: click.Context, settings: dict) -> dict:
     return settings
 
 
-def parse_names(option: str, text: str | None) -> list[str | int] | None:
-    """Split ``"a,b,c"`` into column names; whole numbers are column positions.
-
-    Examples
-    --------
-    >>> parse_names("--features", "x1, x2,3")
-    ['x1', 'x2', 3]
-    """
-    if text is None:
-        return None
-    names = [t.strip() for t in str(text).split(",") if t.strip()]
-    if not names:
-        raise ValueError(
-            f"{option} {text!r} names no columns; write them like 'x1,x2' (names or 0-based positions)."
-        )
-    return [int(t) if t.isdigit() else t for t in names]
-
-
 def parse_lr(text) -> float | str:
     """A learning rate: ``"auto"`` or a number (its range is checked by TrainConfig).
 
@@ -264,8 +246,7 @@ def load_data(spec: str, *, features=None, targets=None, delimiter=None, standar
         )
     from ..data.files import load_file
 
-    return load_file(path, features=parse_names("--features", features),
-                     targets=parse_names("--targets", targets), standardize=standardize, delimiter=delimiter)
+    return load_file(path, features=features, targets=targets, standardize=standardize, delimiter=delimiter)
 
 
 def _builtin(spec: str):

@@ -71,6 +71,10 @@ def _fmt(x) -> str:
     return "-" if x is None else f"{x:.6g}"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def summary_table(result, data, checkpoint: str | None = None) -> Table:
     """A short table of the run: data, model, outcome, losses, timing.
 
@@ -90,7 +94,8 @@ def summary_table(result, data, checkpoint: str | None = None) -> Table:
     table.add_column(style="bold")
     table.add_column()
     rows = [
-        ("data", f"{data.name}: {data.n_samples} rows, {data.n_features} features, {data.n_targets} targets"),
+        ("data", f"{data.name}: {_count(data.n_samples, 'row')}, {_count(data.n_features, 'feature')}, "
+                 f"{_count(data.n_targets, 'target')}"),
         ("model", f"widths {tuple(cfg['widths'])}, {n_params(cfg['widths'], cfg['bias'])} parameters"),
         ("training", f"{cfg['engine']} engine, {cfg['optimizer']}, lr {result.lr:.4g}, {cfg['loss']} loss"),
         ("outcome", result.outcome),

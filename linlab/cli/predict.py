@@ -128,6 +128,8 @@ def write_predictions(path, Y, names) -> Path:
     'y\\n1.5\\n'
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"--output {str(path)!r} is a folder; give a file name such as pred.csv.")
     fmt = OUTPUT_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(
@@ -147,8 +149,6 @@ def write_predictions(path, Y, names) -> Path:
 
 def _atomic_write(path: Path, write) -> Path:
     # a reader sees the old file or the new one, never half of one
-    if path.is_dir():
-        raise IsADirectoryError(f"--output {str(path)!r} is a folder; give a file name such as pred.csv.")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     try:

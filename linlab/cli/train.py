@@ -113,12 +113,14 @@ def train(ctx, **settings):
         settings = settings_from_checkpoint(ctx, settings, checkpoint)
     data = load_data(settings["data"], features=settings["features"], targets=settings["targets"],
                      delimiter=settings["delimiter"], standardize=settings["standardize"])
+    if checkpoint is not None:
+        check_resume_data(checkpoint, settings["resume"], data)
     config = make_config(settings, data)
     factors = None
     if checkpoint is None and _seed_init(data, config) and not _given(ctx, "seed"):
         factors = seed_factors_for(data, config)
         config = config.replace(extra={**config.extra, "factors": "seed"})
-    resume = None if checkpoint is None else resume_from(checkpoint, settings["resume"], config, data)
+    resume = None if checkpoint is None else resume_from(checkpoint, settings["resume"], config)
     run_and_report(data, config, settings, factors=factors, resume=resume)
 
 
@@ -273,8 +275,18 @@ def settings_from_checkpoint(ctx, settings: dict, checkpoint: dict) -> dict:
 RESUME_KEYS = ("widths", "bias", "engine", "optimizer")
 
 
-def resume_from(checkpoint: dict, path, config: TrainConfig, data) -> dict:
-    """The state to resume from, checked against `config` and `data`."""
+def check_resume_data(checkpoint: dict, path, data) -> None:
+    """Refuse to continue a run on other data than it was trained on."""
+    trained_on = (checkpoint.get("data") or {}).get("name")
+    if trained_on is not None and trained_on != data.name:
+        raise ValueError(
+            f"--resume {path!r} was trained on data {trained_on!r}, but --data gives {data.name!r}; "
+            "give the same --data to continue the run."
+        )
+
+
+def resume_from(checkpoint: dict, path, config: TrainConfig) -> dict:
+    """The state to resume from, checked against `config`."""
     from ..checkpoint import resume_state
 
     saved, current = dict(checkpoint["config"]), config.to_dict()
@@ -285,12 +297,6 @@ def resume_from(checkpoint: dict, path, config: TrainConfig, data) -> dict:
             f"--resume {path!r} was saved with other settings ({'; '.join(diff)}); give the same "
             "--widths, --bias, --engine and --optimizer (or leave them out to take the checkpoint's), "
             "or start afresh without --resume."
-        )
-    trained_on = (checkpoint.get("data") or {}).get("name")
-    if trained_on is not None and trained_on != data.name:
-        raise ValueError(
-            f"--resume {path!r} was trained on data {trained_on!r}, but --data gives {data.name!r}; "
-            "give the same --data to continue the run."
         )
     state = resume_state(checkpoint)
     if state["epoch"] >= config.epochs:

@@ -1,0 +1,266 @@
+"""`linlab train` from the command line: sources, flags, outputs, checkpoints and bad input."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+import linlab
+from linlab import TrainConfig, fit, seed_dataset, seed_factors, synthetic
+from linlab.cli import main
+from linlab.cli import output as output_module
+from linlab.cli.options import file_keys
+from linlab.cli.output import RunDisplay
+from linlab.cli.train import CONFIG_KEYS
+from linlab.cli.train import train as train_command
+
+SYNTH = "synthetic:n=60,d=4,k=2,noise=0.1,seed=3"
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def run_json(*args) -> dict:
+    result = run("train", *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_seed_run_prints_the_seeds_own_log_lines():
+    result = run("train", "--data", "seed", "--widths", "10,2", "--epochs", 30)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    # the seed's step 2 prints exactly this at epoch 10
+    assert lines[0] == "Epoch [10/30], Loss: 1149920.9260"
+    assert lines[1] == "Epoch [20/30], Loss: 767938.5695"
+    assert "max_epochs: reached the epoch limit 30" in result.stdout
+    assert "final loss" in result.stdout and "widths (10, 2), 20 parameters" in result.stdout
+
+
+def test_seed_run_agrees_with_the_library():
+    record = run_json("--data", "seed", "--widths", "10,5,2", "--epochs", 15)
+    direct = fit(seed_dataset(), TrainConfig(widths=(10, 5, 2), epochs=15), factors=seed_factors((10, 5, 2)))
+    assert record["summary"]["final_loss"] == direct.final_loss
+    assert record["config"]["extra"] == {"factors": "seed"}
+
+
+def test_an_explicit_seed_draws_linlabs_own_initial_factors():
+    record = run_json("--data", "seed", "--epochs", 5, "--seed", 7)
+    direct = fit(seed_dataset(), TrainConfig(widths=(10, 2), epochs=5, seed=7))
+    assert record["summary"]["final_loss"] == direct.final_loss
+    assert record["config"]["extra"] == {}
+
+
+def test_synthetic_with_depth_and_width_builds_the_widths_from_the_data():
+    record = run_json("--data", SYNTH, "--depth", 3, "--width", 5, "--lr", "1e-3", "--epochs", 40)
+    assert record["config"]["widths"] == [4, 5, 5, 2]
+    direct = fit(synthetic(n=60, d=4, k=2, noise=0.1, seed=3),
+                 TrainConfig(widths=(4, 5, 5, 2), lr=1e-3, epochs=40))
+    assert record["summary"]["final_loss"] == pytest.approx(direct.final_loss, rel=1e-12)
+    assert record["data"]["n_samples"] == 60 and record["summary"]["outcome"] == direct.outcome
+
+
+def test_json_is_one_object_and_nothing_else():
+    result = run("train", "--data", SYNTH, "--epochs", 25, "--json")
+    assert result.exit_code == 0
+    record = json.loads(result.stdout)  # fails on any extra line
+    assert set(record) >= {"config", "summary", "diagnosis"}
+    assert record["summary"]["epochs"] == 25 and "Epoch [" not in result.stdout
+
+
+def test_every_config_field_has_a_flag():
+    keys = set(file_keys(train_command).values())
+    assert set(CONFIG_KEYS) <= keys
+
+
+def test_flags_reach_the_config():
+    record = run_json(
+        "--data", SYNTH, "--widths", "4,3,2", "--bias", "--init", "orthogonal", "--init-scale", 0.5,
+        "--engine", "numpy", "--optimizer", "sgd", "--lr", "2e-3", "--momentum", 0.5, "--nesterov",
+        "--weight-decay", 0.01, "--betas", "0.8,0.9", "--eps", 1e-7, "--alpha", 0.9, "--schedule", "step",
+        "--step-size", 5, "--gamma", 0.5, "--loss", "huber", "--reduction", "mean", "--p", 3, "--delta", 2,
+        "--epochs", 12, "--batch-size", 16, "--no-shuffle", "--tol", 0, "--stall-window", 7,
+        "--stall-rtol", 1e-9, "--diverge-factor", 1e3, "--dtype", "float32", "--device", "cpu",
+        "--seed", 4, "--log-every", 3, "--extra", "group=a", "--extra", "rep=2",
+    )
+    expected = TrainConfig(
+        widths=(4, 3, 2), bias=True, init="orthogonal", init_scale=0.5, lr=2e-3, momentum=0.5, nesterov=True,
+        weight_decay=0.01, betas=(0.8, 0.9), eps=1e-7, alpha=0.9, schedule="step", step_size=5, gamma=0.5,
+        loss="huber", reduction="mean", p=3.0, delta=2.0, epochs=12, batch_size=16, shuffle=False, tol=0.0,
+        stall_window=7, stall_rtol=1e-9, diverge_factor=1e3, dtype="float32", seed=4, log_every=3,
+        extra={"group": "a", "rep": 2},
+    )
+    assert record["config"] == {**expected.to_dict(), "data": record["data"]["name"]}
+    direct = fit(synthetic(n=60, d=4, k=2, noise=0.1, seed=3), expected)
+    assert record["summary"]["final_loss"] == pytest.approx(direct.final_loss, rel=1e-6)
+
+
+def test_torch_engine_agrees_with_numpy_through_the_cli():
+    numpy_run = run_json("--data", SYNTH, "--widths", "4,3,2", "--lr", "1e-3", "--epochs", 20)
+    module_run = run_json("--data", SYNTH, "--widths", "4,3,2", "--lr", "1e-3", "--epochs", 20,
+                          "--engine", "module")
+    assert module_run["summary"]["final_loss"] == pytest.approx(numpy_run["summary"]["final_loss"], rel=1e-9)
+
+
+def test_validation_fraction_records_a_validation_loss():
+    record = run_json("--data", SYNTH, "--val-fraction", 0.25, "--split-seed", 5, "--lr", "1e-3", "--epochs", 20)
+    data = synthetic(n=60, d=4, k=2, noise=0.1, seed=3)
+    train_rows, val_rows = data.split(0.25, 5)
+    direct = fit(train_rows, TrainConfig(widths=(4, 2), lr=1e-3, epochs=20), val=val_rows)
+    assert record["summary"]["final_val_loss"] == pytest.approx(float(direct.val_history[-1]), rel=1e-12)
+    assert record["summary"]["final_loss"] == pytest.approx(direct.final_loss, rel=1e-12)
+
+
+def test_quiet_prints_only_the_outcome():
+    result = run("train", "--data", SYNTH, "--epochs", 20, "--quiet")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == ["max_epochs: reached the epoch limit 20 at loss " +
+                                          result.stdout.split("at loss ")[1].strip()]
+
+
+def test_diverging_run_says_so_and_exits_cleanly():
+    result = run("train", "--data", "seed", "--widths", "10,1,2", "--lr", "0.01", "--epochs", 50)
+    assert result.exit_code == 0
+    assert "diverged: diverged at epoch" in result.stdout
+
+
+def test_checkpoint_then_resume_equals_one_uninterrupted_run():
+    args = ("--data", SYNTH, "--widths", "4,3,2", "--optimizer", "adam", "--lr", "1e-2", "--tol", 0)
+    whole = run_json(*args, "--epochs", 30)
+    first = run_json(*args, "--epochs", 12, "--checkpoint", "run.ckpt", "--checkpoint-every", 5)
+    assert first["checkpoint"] == "run.ckpt"
+    resumed = run_json("--data", SYNTH, "--resume", "run.ckpt", "--epochs", 30)  # the rest from the file
+    assert resumed["config"]["optimizer"] == "adam" and resumed["config"]["widths"] == [4, 3, 2]
+    assert resumed["summary"]["final_loss"] == whole["summary"]["final_loss"]
+    assert resumed["summary"]["epochs"] == 30
+
+
+def test_checkpoint_every_writes_during_the_run(in_tmp):
+    from linlab.checkpoint import load_checkpoint
+
+    result = run("train", "--data", SYNTH, "--epochs", 7, "--checkpoint", "out/run.ckpt", "--checkpoint-every", 3,
+                 "--quiet")
+    assert result.exit_code == 0, result.output
+    ckpt = load_checkpoint(in_tmp / "out" / "run.ckpt")
+    assert ckpt["epoch"] == 7 and len(ckpt["history"]) == 8
+    assert ckpt["data"]["name"].startswith("synthetic")
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0 and "linlab" in result.stdout and "0." in result.stdout
+
+
+def test_importing_the_cli_and_asking_for_help_do_not_import_torch():
+    code = (
+        "import sys\n"
+        "import linlab.cli\n"
+        "assert 'torch' not in sys.modules, 'import linlab.cli'\n"
+        "from linlab.cli import main\n"
+        "for args in (['--help'], ['train', '--help'], ['predict', '--help']):\n"
+        "    main(args, standalone_mode=False)\n"
+        "assert 'torch' not in sys.modules, 'help'\n"
+    )
+    root = str(Path(linlab.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+
+
+def test_progress_bar_appears_on_a_terminal_once_a_run_is_slow(monkeypatch):
+    monkeypatch.setattr(output_module, "PROGRESS_AFTER_S", 0.0)
+    seen = {}
+    for terminal in (True, False):
+        out = io.StringIO()
+        console = Console(file=out, force_terminal=terminal, width=100)
+        with RunDisplay(console, epochs=30) as show:
+            fit(synthetic(n=30, d=3, k=1), TrainConfig(widths=(3, 1), lr=1e-3, epochs=30),
+                log=show.line, callbacks=[show])
+            seen[terminal] = show.progress is not None
+        assert "Epoch [10/30], Loss:" in out.getvalue()
+    assert seen == {True: True, False: False}
+
+
+def test_no_progress_bar_for_a_quick_run():
+    console = Console(file=io.StringIO(), force_terminal=True)
+    with RunDisplay(console, epochs=5) as show:
+        fit(synthetic(n=30, d=3, k=1), TrainConfig(widths=(3, 1), lr=1e-3, epochs=5), callbacks=[show])
+        assert show.progress is None
+
+
+BAD_INPUTS = [
+    (["--widths", "10,a,2"], "not a list of integers"),
+    (["--widths", "5,2"], "the data has 10 features and 2 targets"),
+    (["--widths", "10,5,2", "--depth", "2"], "either --widths or --depth"),
+    (["--depth", "3"], "needs --width"),
+    (["--width", "4"], None),  # depth 2 by default: valid
+    (["--optimizer", "sgdd"], "'sgdd' is not one of"),
+    (["--lr", "0"], "lr=0.0 must be a finite number > 0"),
+    (["--lr", "fast"], "--lr 'fast' is not a number"),
+    (["--momentum", "1.5"], "momentum=1.5 must lie in [0, 1)"),
+    (["--nesterov"], "nesterov=True needs momentum > 0"),
+    (["--epochs", "-1"], "epochs=-1 must be an integer >= 0"),
+    (["--data", "missing.csv"], "--data 'missing.csv': no such file"),
+    (["--data", "synthetic:n=10,q=2"], "'q=2' is not KEY=VALUE with a KEY among"),
+    (["--data", "synthetic:n=ten"], "n='ten' is not a valid int"),
+    (["--features", "a,b"], "apply to data files only"),
+    (["--val-fraction", "1.5"], "val_fraction=1.5 must lie strictly between 0 and 1"),
+    (["--checkpoint-every", "5"], "needs --checkpoint PATH"),
+    (["--extra", "novalue"], "is not KEY=VALUE"),
+    (["--betas", "0.9"], "must be two numbers"),
+    (["--resume", "nowhere.ckpt"], "does not exist"),
+    (["--config", "nowhere.toml"], "--config 'nowhere.toml': no such file"),
+    (["--engine", "numpy", "--device", "cuda"], "runs on the CPU only"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_message_and_exit_code_2(args, message):
+    result = run("train", "--data", "seed", "--epochs", 3, *args)
+    if message is None:
+        assert result.exit_code == 0, result.output
+        return
+    assert result.exit_code == 2, result.output
+    assert "Error:" in result.stderr and message in result.stderr, result.stderr
+    assert "Traceback" not in result.output and result.stdout == ""
+
+
+def test_resume_with_other_settings_is_refused():
+    assert run("train", "--data", SYNTH, "--epochs", 5, "--checkpoint", "a.ckpt", "-q").exit_code == 0
+    for args, message in [
+        (["--widths", "4,3,2"], "widths=[4, 2] there, [4, 3, 2] here"),
+        (["--optimizer", "adam"], "optimizer='sgd' there, 'adam' here"),
+        (["--data", "seed"], "was trained on data"),
+        (["--epochs", "5"], "has already done 5 epochs"),
+    ]:
+        result = run("train", "--data", SYNTH, "--epochs", 10, "--resume", "a.ckpt", *args)
+        assert result.exit_code == 2 and message in result.stderr, result.stderr
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused(in_tmp):
+    (in_tmp / "notes.ckpt").write_text("hello")
+    result = run("train", "--resume", "notes.ckpt")
+    assert result.exit_code == 2 and "not a readable torch checkpoint" in result.stderr
+
+
+def test_seed_torch_module_engine_follows_the_seeds_step_5():
+    record = run_json("--data", "seed-torch", "--init", "torch", "--widths", "10,5,2", "--engine", "module",
+                      "--epochs", 10, "--dtype", "float32")
+    direct = fit(seed_dataset("torch"), TrainConfig(widths=(10, 5, 2), init="torch", engine="module",
+                                                    epochs=10, dtype="float32"),
+                 factors=seed_factors((10, 5, 2), "torch", "torch"))
+    assert np.isclose(record["summary"]["final_loss"], direct.final_loss, rtol=1e-6)
