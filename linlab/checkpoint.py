@@ -117,10 +117,9 @@ def _to_numpy(obj):
 def _first_nonfinite(obj, where: str) -> str | None:
     """Where the first NaN or infinity in a nested state is, or None."""
     if isinstance(obj, (torch.Tensor, np.ndarray)):
-        a = obj.detach().cpu().numpy() if isinstance(obj, torch.Tensor) else obj
-        if np.issubdtype(a.dtype, np.inexact) and not np.isfinite(a).all():
-            return f"{where} ({int((~np.isfinite(a)).sum())} of {a.size} entries)"
-        return None
+        a = torch.as_tensor(obj)
+        bad = int((~torch.isfinite(a)).sum()) if a.is_floating_point() or a.is_complex() else 0
+        return f"{where} ({bad} of {a.numel()} entries)" if bad else None
     if isinstance(obj, float):
         return None if math.isfinite(obj) else where
     items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
