@@ -292,7 +292,7 @@ def _resolve_auto(config: TrainConfig, data: Dataset) -> TrainConfig:
 
     factors = init_factors(config.widths, config.init, config.init_scale, config.seed)
     biases = init_biases(config.widths, config.bias)
-    base = auto_lr(data, config, factors) if biases is None else auto_lr(data, config, factors, biases)
+    base = auto_lr(data, config, factors, biases)
     return config.replace(lr=float(f"{config.extra['lr_auto_multiple'] * base:.12g}"))
 
 
