@@ -14,6 +14,7 @@ COMMANDS = {
     "train": "linlab.cli.train:train",
     "predict": "linlab.cli.predict:predict",
     "sweep": "linlab.cli.sweep:sweep",
+    "advise": "linlab.cli.advise:advise",
 }
 
 
