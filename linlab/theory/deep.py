@@ -353,7 +353,10 @@ def balancedness(factors) -> float:
 def _psd_powers(M: np.ndarray, exponents) -> list[np.ndarray]:
     """M^p for a symmetric PSD M via one eigh; M^0 is the identity (Arora et al.'s convention)."""
     evals, evecs = np.linalg.eigh(M)
-    evals = np.clip(evals, 0.0, None)  # rounding can leave tiny negatives
+    # rounding leaves eigenvalues of size eps·λmax where M is singular; a fractional power
+    # would blow them up (√1e-16 = 1e-8), so they are zeroed as in a rank decision
+    noise = len(M) * np.finfo(np.float64).eps * max(evals[-1], 0.0) if len(M) else 0.0
+    evals = np.where(evals > noise, evals, 0.0)
     return [np.eye(len(M)) if p == 0 else (evecs * evals**p) @ evecs.T for p in exponents]
 
 
