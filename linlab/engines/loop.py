@@ -110,7 +110,7 @@ def fit(
     if biases is None:
         biases = init_biases(config.widths, config.bias)
     lr = config.lr
-    if lr == "auto":
+    if lr == "auto" and resume is None:  # a resumed run keeps the lr it was started with
         from ..theory import auto_lr
 
         lr = auto_lr(data, config, factors, biases)
