@@ -6,6 +6,7 @@
   forecast of gradient descent.
 - :mod:`.deep`: gradients, Hessian-vector products and sharpness of deep networks,
   balancedness, Arora et al.'s end-to-end update.
+- :mod:`.saxe`: Saxe et al.'s exact mode dynamics for whitened inputs, at any depth.
 - :mod:`.lr`: the rules behind ``lr="auto"``.
 """
 
@@ -32,6 +33,16 @@ from .least_squares import (
     rank_floor,
 )
 from .lr import SAFETY, auto_lr, reestimate_lr
+from .saxe import (
+    mode_strengths,
+    saxe_dataset,
+    saxe_factors,
+    saxe_tau,
+    saxe_time_to_learn,
+    saxe_trajectory,
+    target_modes,
+    whiten,
+)
 from .spectrum import (
     LRBounds,
     Modes,
@@ -54,4 +65,6 @@ __all__ = [
     "layer_balancedness", "least_squares", "loss_forecast", "lr_bounds", "modes",
     "momentum_lr", "narrowest_width", "network_loss", "rank_floor", "reestimate_lr",
     "sharpness", "stability_lr",
+    "mode_strengths", "saxe_dataset", "saxe_factors", "saxe_tau", "saxe_time_to_learn",
+    "saxe_trajectory", "target_modes", "whiten",
 ]
