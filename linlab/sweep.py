@@ -167,7 +167,7 @@ def sweep(
         batch = runs[start:start + size]
         results = run_batch(data, [r.config for r in batch], device=device, memory_budget=memory_budget)
         tables.append(to_table([
-            result_row(r.run_id, r.config, result, data.n_samples) for r, result in zip(batch, results)
+            result_row(r.run_id, r.config, result, data) for r, result in zip(batch, results)
         ]))
         if out is not None:
             write_table(pa.concat_tables(tables), out, csv)

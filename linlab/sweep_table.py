@@ -1,9 +1,21 @@
 """Sweep tables: one row per run, saved atomically as Parquet or CSV, and the fair comparison.
 
-A row holds the run's id, data and full config (one column per `TrainConfig` field), what
-it costs (parameters, FLOPs per epoch) and what happened (outcome, epochs to tol, final and
-best loss, wall time), with its loss history alongside: a ``list<double>`` column in
-Parquet, or a long ``run_id, epoch, loss`` CSV next to a CSV table.
+A row holds the run's id and data, its full config (one column per `TrainConfig` field;
+widths and betas as text such as ``"10,5,2"``, extra as JSON, lr as the resolved number)
+and then:
+
+    depth, n_params          the architecture's size
+    flops_per_epoch          matrix-product FLOPs of one full-batch epoch (`flops_per_epoch`)
+    outcome, message         converged, diverged, stalled or max_epochs, and why
+    epochs_done              updates made; epochs_to_tol: the first t with loss <= tol
+    final_loss, best_loss    the last and the smallest recorded training loss
+    distance_to_true         ‖W − W_true‖_F / ‖W_true‖_F when the data knows W_true
+    seconds                  the run's wall time (on the batched engine: its share of the batch's)
+    seconds_per_epoch, seconds_to_tol
+    history                  the loss after each update, history[t] after t updates
+
+In Parquet the history is a ``list<double>`` column; a CSV table keeps it in a second,
+long ``run_id, epoch, loss`` CSV beside it.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .config import TrainConfig
+from .data import Dataset
 from .models import n_params
 from .results import RunResult
 
@@ -82,23 +95,24 @@ def _config_cell(name: str, value):
     return value
 
 
-def result_row(run_id: str, config: TrainConfig, result: RunResult, n_samples: int) -> dict:
+def result_row(run_id: str, config: TrainConfig, result: RunResult, data: Dataset) -> dict:
     """One table row (a dict keyed by `SCHEMA`'s names) for a finished run.
 
     Examples
     --------
     >>> from linlab import fit, seed_dataset
     >>> config = TrainConfig(widths=(10, 2), lr=4e-4, epochs=50, seed=1)
-    >>> row = result_row("r1", config, fit(seed_dataset(), config), 1000)
+    >>> data = seed_dataset()
+    >>> row = result_row("r1", config, fit(data, config), data)
     >>> row["widths"], row["outcome"], row["epochs_to_tol"], row["n_params"]
     ('10,2', 'converged', 10, 20)
     """
-    row = {"run_id": run_id, "data": result.config.get("data", "")}
+    row = {"run_id": run_id, "data": data.name}
     row.update({name: _config_cell(name, v) for name, v in config.to_dict().items()})
     converged = result.epochs_to_tol is not None
     row.update(
         lr=float(result.lr), depth=config.depth, n_params=n_params(config.widths, config.bias),
-        flops_per_epoch=flops_per_epoch(config.widths, n_samples), outcome=result.outcome,
+        flops_per_epoch=flops_per_epoch(config.widths, data.n_samples), outcome=result.outcome,
         message=result.message, epochs_done=int(result.epochs), epochs_to_tol=result.epochs_to_tol,
         final_loss=result.final_loss, best_loss=result.best_loss,
         distance_to_true=result.distance_to_true, seconds=float(result.seconds),
