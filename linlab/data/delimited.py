@@ -24,7 +24,7 @@ SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 DELIMITER_ALIASES = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 # cells read as missing; they are then reported with their position, never silently kept
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "-NaN", "-nan", "null", "NULL", "None", "#N/A", "<NA>"]
-BLOCK_BYTES = 1 << 22  # bytes pyarrow parses per streamed batch
+BLOCK_BYTES = 1 << 22  # bytes pyarrow parses per streamed batch (and at least 4 rows' worth)
 
 
 def resolve_delimiter(path: Path, delimiter: str | None) -> str:
@@ -91,6 +91,7 @@ class DelimitedFile:
     delimiter: str
     names: tuple[str, ...]
     header_line: int  # 1-based line of the header; 0 when the file has none
+    line_bytes: int = 0  # longest of the first two non-blank lines; a parse block must hold whole rows
 
     @classmethod
     def open(cls, path, *, delimiter: str | None = None, header="auto") -> DelimitedFile:
@@ -102,23 +103,25 @@ class DelimitedFile:
         path = Path(path)
         delimiter = resolve_delimiter(path, delimiter)
         lines = _lines(path)
-        first = next(lines, None)
-        if first is None:
+        head = [line for line, _ in zip(lines, range(2))]  # the first two non-blank lines
+        lines.close()
+        if not head:
             raise DataError(f"{path} is empty; expected a header line and rows of numbers.", path=path)
-        number, text = first
+        number, text = head[0]
         fields = _split(text, delimiter)
         _check_delimiter(path, number, fields, text, delimiter)
         if header not in ("auto", True, False):
             raise DataError(f"header={header!r} must be 'auto', True or False.", path=path)
         has_header = header is True or (header == "auto" and not all(_is_number(f) or not f for f in fields))
-        if has_header and next(lines, None) is None:
+        if has_header and len(head) == 1:
             raise DataError(
                 f"{path} has a header (line {number}) but no data rows; add rows of numbers, or "
                 "pass header=False if that line is data.", path=path, row=number,
             )
         names = tuple(f.strip() for f in fields) if has_header else tuple(f"col{j}" for j in range(len(fields)))
         fmt = "tsv" if delimiter == "\t" else "csv"
-        return cls(path, fmt, delimiter, names, number if has_header else 0)
+        line_bytes = max(len(t.encode()) for _, t in head)
+        return cls(path, fmt, delimiter, names, number if has_header else 0, line_bytes)
 
     def blocks(self, columns: Sequence[int], chunk_rows: int | None = None) -> Iterator[np.ndarray]:
         """Yield the `columns` (indices into `names`) as float64 arrays, all rows at once
@@ -127,7 +130,8 @@ class DelimitedFile:
         Every yielded value is finite; anything else raises `DataError` at its line.
         """
         internal = [f"c{j}" for j in range(len(self.names))]
-        read = pacsv.ReadOptions(column_names=internal, skip_rows=self.header_line, block_size=BLOCK_BYTES)
+        block_size = max(BLOCK_BYTES, 4 * self.line_bytes)
+        read = pacsv.ReadOptions(column_names=internal, skip_rows=self.header_line, block_size=block_size)
         parse = pacsv.ParseOptions(delimiter=self.delimiter, quote_char='"', ignore_empty_lines=True)
         convert = pacsv.ConvertOptions(
             column_types={internal[j]: pa.float64() for j in columns},
@@ -207,15 +211,18 @@ class DelimitedFile:
             cells = [(j, fields[j].strip()) for j in columns if j < len(fields)]
             for j, cell in cells:
                 if (j == col and cell == text.strip()) or not (_is_number(cell) or cell in NULL_VALUES):
-                    return _text_error(self.path, number, self.names[j], cell)
+                    return _text_error(self.path, number, self.names[j], cell, self.delimiter)
         return None
 
 
-def _text_error(path: Path, line: int, column: str, cell: str) -> DataError:
+def _text_error(path: Path, line: int, column: str, cell: str, delimiter: str) -> DataError:
+    if not cell:  # only spaces
+        message = f"{where(path, line, column)}: an empty cell. {FINITE_FIX}"
+        return DataError(message, path=path, row=line, column=column)
     hint = ""
     if re.fullmatch(r"[-+]?\d+,\d*", cell):
-        hint = (" It looks like a decimal comma: write 1.5, not 1,5 (and use delimiter=';' if fields "
-                "are split by ';').")
+        hint = " It looks like a decimal comma: write 1.5, not 1,5"
+        hint += "." if delimiter == ";" else " (and use delimiter=';' if fields are split by ';')."
     return DataError(
         f"{where(path, line, column)}: the text {cell!r} is in a numeric column.{hint} Fix the cell, or leave "
         "the column out by choosing features=... and targets=... (--features, --targets).",

@@ -16,9 +16,22 @@ def _matrix(name: str, a) -> np.ndarray:
     return a
 
 
+def _max_abs(a: np.ndarray) -> np.ndarray:
+    m = np.abs(a).max(axis=0)
+    return np.where(m > 0, m, 1.0)
+
+
 def _spread(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations; constant columns get std 1."""
-    mean, std = a.mean(axis=0), a.std(axis=0)  # population std (ddof=0)
+    """Column means and standard deviations; constant columns get std 1.
+
+    Each column is divided by its largest magnitude first, so squares neither overflow
+    (values near 1e300) nor underflow (values near 1e-300).
+    """
+    s = _max_abs(a)
+    mean = (a / s).mean(axis=0) * s
+    centered = a - mean
+    t = _max_abs(centered)
+    std = np.sqrt(((centered / t) ** 2).mean(axis=0)) * t  # population std (ddof=0)
     constant = std <= len(a) * np.finfo(np.float64).eps * np.abs(mean)  # includes std == 0
     return mean, np.where(constant, 1.0, std)
 
