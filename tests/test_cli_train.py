@@ -264,3 +264,26 @@ def test_seed_torch_module_engine_follows_the_seeds_step_5():
                                                     epochs=10, dtype="float32"),
                  factors=seed_factors((10, 5, 2), "torch", "torch"))
     assert np.isclose(record["summary"]["final_loss"], direct.final_loss, rtol=1e-6)
+
+
+def test_tensorboard_gets_the_loss_history(in_tmp):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = run("train", "--data", SYNTH, "--lr", "1e-3", "--epochs", 8, "--tensorboard", "tb", "-q")
+    assert result.exit_code == 0, result.output
+    events = EventAccumulator(str(in_tmp / "tb"))
+    events.Reload()
+    logged = [(e.step, e.value) for e in events.Scalars("loss")]
+    direct = fit(synthetic(n=60, d=4, k=2, noise=0.1, seed=3), TrainConfig(widths=(4, 2), lr=1e-3, epochs=8))
+    assert [step for step, _ in logged] == list(range(9))
+    np.testing.assert_allclose([v for _, v in logged], direct.history, rtol=1e-6)  # stored as float32
+
+
+def test_output_paths_of_the_wrong_kind_are_refused_before_training(in_tmp):
+    (in_tmp / "tb").write_text("a file")
+    (in_tmp / "folder").mkdir()
+    for args, message in [(["--tensorboard", "tb"], "--tensorboard 'tb' is a file"),
+                          (["--checkpoint", "folder"], "--checkpoint 'folder' is a folder")]:
+        result = run("train", "--data", SYNTH, "--epochs", 2, *args)
+        assert result.exit_code == 2 and message in result.stderr, result.output

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import click
 
@@ -184,14 +185,18 @@ def run_and_report(data, config: TrainConfig, settings: dict, *, factors=None, r
     quiet, as_json = settings["quiet"], settings["as_json"]
     train_data, val = split_data(data, settings["val_fraction"], settings["split_seed"])
     saver = checkpoint_callback(settings, data, config)
-    callbacks = [cb for cb in (saver, tensorboard_callback(settings["tensorboard"])) if cb is not None]
+    board = tensorboard_callback(settings["tensorboard"])
+    callbacks = [cb for cb in (saver, board) if cb is not None]
     try:
         with RunDisplay(console, config.epochs, quiet=quiet or as_json) as show:
             result = fit(train_data, config, factors=factors, val=val, log=None if quiet or as_json else show.line,
                          callbacks=(*callbacks, show), resume=resume)
-    finally:
-        for cb in callbacks:
-            getattr(cb, "close", lambda: None)()
+    except BaseException:
+        if board is not None:
+            board.close()
+        raise
+    if board is not None:
+        board.final(result)
     notes = []
     if saver is not None and saver.final(result) is None:
         notes.append(saver.skipped[-1][1])  # a non-finite end state: the last good save is kept
@@ -243,6 +248,8 @@ def checkpoint_callback(settings: dict, data, config: TrainConfig):
         raise ValueError(f"--checkpoint-every {every} needs --checkpoint PATH and a positive number of epochs.")
     if not path:
         return None
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"--checkpoint {path!r} is a folder; give a file name such as run.ckpt.")
     from ..checkpoint import CheckpointCallback
 
     # without --checkpoint-every the file is written once, when the run ends
@@ -254,6 +261,8 @@ def tensorboard_callback(logdir):
     """The ``fit`` callback that writes TensorBoard scalars to `logdir`, or None."""
     if not logdir:
         return None
+    if Path(logdir).exists() and not Path(logdir).is_dir():
+        raise ValueError(f"--tensorboard {logdir!r} is a file; give a folder for the event files, e.g. runs/tb.")
     from ..tracking import TensorBoardCallback
 
     return TensorBoardCallback(logdir)
