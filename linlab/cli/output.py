@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 PROGRESS_AFTER_S = 1.0  # a run gets a progress bar once it has taken this long
+REFRESH_S = 0.05  # the bar moves at most this often
 
 
 class RunDisplay:
@@ -31,7 +32,7 @@ class RunDisplay:
     def __init__(self, console: Console, epochs: int, *, quiet: bool = False):
         self.console, self.epochs, self.quiet = console, epochs, quiet
         self.progress, self.task = None, None
-        self.t0 = time.perf_counter()
+        self.t0 = self.shown = time.perf_counter()
 
     def __enter__(self) -> RunDisplay:
         self.t0 = time.perf_counter()
@@ -49,21 +50,23 @@ class RunDisplay:
 
     def __call__(self, epoch) -> None:
         """``fit`` callback: start the bar when due, then advance it to ``epoch.epoch``."""
+        now = time.perf_counter()
         if self.progress is None:
-            due = time.perf_counter() - self.t0 > PROGRESS_AFTER_S
-            if self.quiet or not due or not self.console.is_terminal:
+            if self.quiet or now - self.t0 <= PROGRESS_AFTER_S or not self.console.is_terminal:
                 return
-            self._start(epoch.epoch)
-        self.progress.update(self.task, completed=epoch.epoch, loss=_fmt(epoch.loss))
+            self._start()
+        if now - self.shown >= REFRESH_S or epoch.epoch >= self.epochs:  # fast runs: not every epoch
+            self.progress.update(self.task, completed=epoch.epoch, loss=_fmt(epoch.loss))
+            self.shown = now
 
-    def _start(self, done: int) -> None:
+    def _start(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.progress = Progress(
             TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
             TimeRemainingColumn(), console=self.console, transient=True,
         )
-        self.task = self.progress.add_task("train", total=self.epochs, completed=done, loss="")
+        self.task = self.progress.add_task("train", total=self.epochs, loss="-")
         self.progress.start()
 
 
