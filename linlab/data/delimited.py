@@ -152,7 +152,7 @@ class DelimitedFile:
                 offset += len(block)
                 if len(block):
                     yield block
-        except pa.ArrowInvalid as exc:
+        except pa.ArrowException as exc:
             raise self._explain(exc, columns) from None
 
     def _locate(self, data_row: int) -> tuple[int, list[str]]:
@@ -196,10 +196,11 @@ class DelimitedFile:
             fields = _split(text, self.delimiter)
             if number > self.header_line and len(fields) != expected:
                 name = SEPARATORS.get(self.delimiter, repr(self.delimiter))
+                like = f"the header (line {self.header_line})" if self.header_line else "the first line"
                 return DataError(
                     f"{where(self.path, number)}: row has {len(fields)} fields, expected {expected} like "
-                    f"line {self.header_line or 1}. Look for a missing or extra {name}, or a {name} inside a "
-                    "value that needs double quotes.", path=self.path, row=number,
+                    f"{like}. Look for a missing or extra {name}, or a {name} inside a value that needs "
+                    "double quotes.", path=self.path, row=number,
                 )
         return None
 

@@ -46,7 +46,8 @@ def open_table(path, *, delimiter: str | None = None, header="auto"):
     path = Path(path)
     if not path.is_file():
         what = "is a directory, not a file" if path.is_dir() else "does not exist"
-        raise DataError(f"{path} {what}. Check the path (relative paths start at {Path.cwd()}).", path=path)
+        start = "" if path.is_absolute() else f" (relative paths start at {Path.cwd()})"
+        raise DataError(f"{path} {what}. Check the path{start}.", path=path)
     fmt = FORMATS.get(path.suffix.lower(), "csv" if delimiter is not None else None)
     if fmt is None:
         raise DataError(
