@@ -19,10 +19,7 @@ import numpy as np
 
 from ..stats import Stats
 from .dataset import Dataset
-from .delimited import DelimitedFile
 from .errors import DataError
-from .numpy_files import NpyFile, NpzFile
-from .parquet import ParquetTable
 from .scaling import Scaler
 
 FORMATS = {
@@ -54,11 +51,20 @@ def open_table(path, *, delimiter: str | None = None, header="auto"):
             f"{path} has extension {path.suffix!r}; supported are {', '.join(FORMATS)}. Rename the file, "
             "or pass delimiter=... (--delimiter) to read it as delimited text.", path=path,
         )
+    # readers are imported here, so `import linlab` does not pay for pyarrow (~0.1 s)
     if fmt in ("csv", "tsv"):
+        from .delimited import DelimitedFile
+
         return DelimitedFile.open(path, delimiter=delimiter, header=header)
     if delimiter is not None:
         raise DataError(f"delimiter={delimiter!r} applies to CSV/TSV files only; {path} is {fmt}.", path=path)
-    return {"parquet": ParquetTable, "npy": NpyFile, "npz": NpzFile}[fmt].open(path)
+    if fmt == "parquet":
+        from .parquet import ParquetTable
+
+        return ParquetTable.open(path)
+    from .numpy_files import NpyFile, NpzFile
+
+    return (NpyFile if fmt == "npy" else NpzFile).open(path)
 
 
 def _items(spec, param: str, path: Path) -> list | None:
