@@ -175,6 +175,7 @@ def test_predict_bad_inputs(in_tmp, table):
         (["--checkpoint", ckpt.name, "--input", "new.csv", "--features", "a,b,zz"], "no column named 'zz'"),
         (["--checkpoint", ckpt.name, "--input", "broken.csv"], "line 3, column 'b'"),
         (["--checkpoint", ckpt.name, "--input", "new.csv", "--output", "."], "is a folder"),
+        (["--checkpoint", ckpt.name, "--input", "new.csv", "--output", "new.csv/p.csv"], "which is a file"),
         (["--checkpoint", "new.csv", "--input", "new.csv"], "not a readable torch checkpoint"),
     ]
     for args, message in cases:

@@ -284,6 +284,7 @@ def test_output_paths_of_the_wrong_kind_are_refused_before_training(in_tmp):
     (in_tmp / "tb").write_text("a file")
     (in_tmp / "folder").mkdir()
     for args, message in [(["--tensorboard", "tb"], "--tensorboard 'tb' is a file"),
-                          (["--checkpoint", "folder"], "--checkpoint 'folder' is a folder")]:
+                          (["--checkpoint", "folder"], "--checkpoint 'folder' is a folder"),
+                          (["--checkpoint", "tb/run.ckpt"], "lies under 'tb', which is a file")]:
         result = run("train", "--data", SYNTH, "--epochs", 2, *args)
         assert result.exit_code == 2 and message in result.stderr, result.output

@@ -40,7 +40,8 @@ class LazyGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, FileExistsError,
+                PermissionError) as e:
             raise UserError(str(e)) from None
 
 

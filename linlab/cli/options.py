@@ -121,6 +121,28 @@ def drop_overridden(ctx: click.Context, settings: dict) -> dict:
     return settings
 
 
+def check_output_file(option: str, path) -> None:
+    """Refuse, before any work, a file path that is a folder or lies under a file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> check_output_file("--output", tempfile.mkdtemp())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    IsADirectoryError: --output '...' is a folder; give a file name inside it, such as ....
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"{option} {str(path)!r} is a folder; give a file name inside it, such as {path / 'out'}."
+        )
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise NotADirectoryError(f"{option} {str(path)!r} lies under {str(parent)!r}, which is a file; choose "
+                                 "another folder.")
+
+
 def parse_lr(text) -> float | str:
     """A learning rate: ``"auto"`` or a number (its range is checked by TrainConfig).
 

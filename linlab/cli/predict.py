@@ -36,7 +36,11 @@ OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".parquet": "parq
 def predict(checkpoint_path, input_path, output_path, features, delimiter):
     """Predict targets for new inputs with a trained model."""
     from ..checkpoint import checkpoint_params, load_checkpoint
+    from .options import check_output_file
 
+    if output_path is not None:
+        check_output_file("--output", output_path)
+        output_format(output_path)
     ckpt = load_checkpoint(checkpoint_path)
     factors, biases = checkpoint_params(ckpt)
     record = ckpt.get("data") or {}
@@ -117,6 +121,22 @@ def csv_text(Y, names, delimiter: str = ",") -> str:
     return "\n".join(lines) + "\n"
 
 
+def output_format(path) -> str:
+    """The format an output file's extension asks for.
+
+    Examples
+    --------
+    >>> output_format("pred.parquet"), output_format("out/p.CSV")
+    ('parquet', 'csv')
+    """
+    suffix = Path(path).suffix
+    if suffix.lower() not in OUTPUT_FORMATS:
+        raise ValueError(
+            f"--output {str(path)!r} has extension {suffix!r}; use one of {', '.join(OUTPUT_FORMATS)}."
+        )
+    return OUTPUT_FORMATS[suffix.lower()]
+
+
 def write_predictions(path, Y, names) -> Path:
     """Write predictions by the extension of `path`, atomically (a temporary file, then a rename).
 
@@ -128,13 +148,7 @@ def write_predictions(path, Y, names) -> Path:
     'y\\n1.5\\n'
     """
     path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"--output {str(path)!r} is a folder; give a file name such as pred.csv.")
-    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ValueError(
-            f"--output {str(path)!r} has extension {path.suffix!r}; use one of {', '.join(OUTPUT_FORMATS)}."
-        )
+    fmt = output_format(path)
     if fmt in ("csv", "tsv"):
         text = csv_text(Y, names, "\t" if fmt == "tsv" else ",")
         return _atomic_write(path, lambda f: f.write(text.encode("utf-8")))

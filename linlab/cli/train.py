@@ -15,7 +15,15 @@ from pathlib import Path
 import click
 
 from ..config import DTYPES, INITS, LOSSES, OPTIMIZERS, REDUCTIONS, SCHEDULES, TrainConfig
-from .options import config_file_callback, drop_overridden, load_data, parse_betas, parse_extra, parse_lr
+from .options import (
+    check_output_file,
+    config_file_callback,
+    drop_overridden,
+    load_data,
+    parse_betas,
+    parse_extra,
+    parse_lr,
+)
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 SINGLE_RUN_ENGINES = ("numpy", "autograd", "module")
@@ -248,8 +256,7 @@ def checkpoint_callback(settings: dict, data, config: TrainConfig):
         raise ValueError(f"--checkpoint-every {every} needs --checkpoint PATH and a positive number of epochs.")
     if not path:
         return None
-    if Path(path).is_dir():
-        raise IsADirectoryError(f"--checkpoint {path!r} is a folder; give a file name such as run.ckpt.")
+    check_output_file("--checkpoint", path)
     from ..checkpoint import CheckpointCallback
 
     # without --checkpoint-every the file is written once, when the run ends
@@ -263,6 +270,7 @@ def tensorboard_callback(logdir):
         return None
     if Path(logdir).exists() and not Path(logdir).is_dir():
         raise ValueError(f"--tensorboard {logdir!r} is a file; give a folder for the event files, e.g. runs/tb.")
+    check_output_file("--tensorboard", Path(logdir) / "events")
     from ..tracking import TensorBoardCallback
 
     return TensorBoardCallback(logdir)
