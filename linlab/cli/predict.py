@@ -34,7 +34,13 @@ OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".parquet": "parq
                    "(default: the training features' names when the input has them, else every column).")
 @click.option("--delimiter", help="Field separator of a text input (default: from the extension).")
 def predict(checkpoint_path, input_path, output_path, features, delimiter):
-    """Predict targets for new inputs with a trained model."""
+    """Predict targets for new inputs with a trained model.
+
+    \b
+    Examples:
+      linlab predict --checkpoint run.ckpt --input new.csv --output pred.csv
+      linlab predict --checkpoint run.ckpt --input new.parquet --features area,rooms --output pred.parquet
+    """
     from ..checkpoint import checkpoint_params, load_checkpoint
     from .options import check_output_file
 

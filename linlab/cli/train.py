@@ -112,7 +112,16 @@ def _with_options(f):
 @_with_options
 @click.pass_context
 def train(ctx, **settings):
-    """Train one model and print the seed-style log, the outcome, a diagnosis and a summary."""
+    """Train one model and print the seed-style log, the outcome, a diagnosis and a summary.
+
+    \b
+    Examples:
+      linlab train --data seed --widths 10,5,2
+      linlab train --data synthetic:n=500,d=8,k=2,rank=1 --depth 3 --width 4 --lr auto
+      linlab train --data houses.csv --targets price --standardize --checkpoint run.ckpt
+      linlab train --resume run.ckpt --epochs 2000
+      linlab train --config run.toml --json
+    """
     settings = drop_overridden(ctx, settings)
     checkpoint = None
     if settings["resume"]:
