@@ -132,8 +132,8 @@ def _theory(run: _Run) -> None:
         lam = (0.5 if c.loss == "huber" else 1.0) * lam + c.weight_decay
         run.stable_lr = 2.0 * (1.0 + c.momentum) / float(lam.max())
     elif c.depth > 1 and c.loss == "squared":
-        bound = theory.stability_lr(theory.as_stats(data), start, c.reduction, biases)
-        run.stable_lr = bound if np.isfinite(bound) else None
+        top = theory.top_curvature(theory.as_stats(data), start, c.reduction, biases)
+        run.stable_lr = 2.0 / top if top > 0 else None
     if c.depth > 1 or c.loss == "lp":
         nums["bound_at"] = f"initial factors (init={c.init!r}, seed={c.seed})"
     try:

@@ -8,8 +8,10 @@
   balancedness, Arora et al.'s end-to-end update.
 - :mod:`.saxe`: Saxe et al.'s exact mode dynamics for whitened inputs, at any depth.
 - :mod:`.lr`: the rules behind ``lr="auto"``.
+- :mod:`.advice`: all of it for one dataset and architecture (``linlab advise``).
 """
 
+from .advice import Advice, advise
 from .deep import (
     balancedness,
     end_to_end_trajectory,
@@ -32,7 +34,7 @@ from .least_squares import (
     narrowest_width,
     rank_floor,
 )
-from .lr import SAFETY, auto_lr, reestimate_lr
+from .lr import SAFETY, auto_lr, reestimate_lr, top_curvature
 from .saxe import (
     mode_strengths,
     saxe_dataset,
@@ -64,7 +66,7 @@ __all__ = [
     "hessian", "hessian_eigh", "hessian_spectrum", "hessian_vector_product",
     "layer_balancedness", "least_squares", "loss_forecast", "lr_bounds", "modes",
     "momentum_lr", "narrowest_width", "network_loss", "rank_floor", "reestimate_lr",
-    "sharpness", "stability_lr",
+    "sharpness", "stability_lr", "top_curvature", "Advice", "advise",
     "mode_strengths", "saxe_dataset", "saxe_factors", "saxe_tau", "saxe_time_to_learn",
     "saxe_trajectory", "target_modes", "whiten",
 ]

@@ -9,9 +9,8 @@ import numpy as np
 
 from ..config import TrainConfig
 from ..models import init_biases, init_factors
-from .deep import stability_lr
 from .least_squares import as_stats, rank_floor
-from .lr import auto_lr
+from .lr import auto_lr, top_curvature
 from .spectrum import epochs_to_tol, lr_bounds
 
 
@@ -72,11 +71,11 @@ def _lr(data, config: TrainConfig, factors, biases, bounds: dict) -> dict:
     rule = "2/(λmin+λmax) of the Hessian"
     stable = bounds["stable_lr"]
     if config.depth > 1:
-        stable = stability_lr(as_stats(data), factors, config.reduction, biases)
+        top = top_curvature(as_stats(data), factors, config.reduction, biases)
+        stable = 2.0 / top if top > 0 else None
         rule = "1/sharpness at the initial factors (half the stability bound), lowered if the loss rises"
     elif config.loss == "lp":
         stable, rule = None, f"1/λmax of the ℓ{config.p:g} Hessian at the initial factors"
-    stable = stable if stable is None or np.isfinite(stable) else None
     return {"recommended": auto_lr(data, config, factors, biases), "stable": stable, "rule": rule}
 
 

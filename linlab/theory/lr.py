@@ -99,6 +99,25 @@ def _depth1_lr(data, config, factors, biases) -> float:
     return bounds_from_spectrum(lam).optimal_lr
 
 
+def top_curvature(stats: Stats, factors, reduction: str = "sum", biases=None) -> float:
+    """The sharpness λmax(∇²ℓ), also where the Hessian vanishes altogether.
+
+    With three or more all-zero factors (and no biases) every first and second
+    derivative of P = W1⋯WL is zero, so ∇²ℓ = 0 and Lanczos has nothing to work on;
+    0.0 is returned. Elsewhere this is :func:`~linlab.theory.deep.sharpness`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = Stats.of(np.eye(2), np.ones((2, 1)))
+    >>> top_curvature(s, [np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 1))])
+    0.0
+    """
+    if biases is None and sum(not np.any(W) for W in factors) >= 3:
+        return 0.0
+    return sharpness(stats, factors, reduction, biases)
+
+
 def auto_lr(data, config, factors, biases=None) -> float:
     """The learning rate ``lr="auto"`` resolves to, for this data, model and start.
 
@@ -132,7 +151,7 @@ def auto_lr(data, config, factors, biases=None) -> float:
     if config.depth == 1:
         return float(_depth1_lr(data, config, factors, biases))
     stats = as_stats(data)
-    top = sharpness(stats, factors, config.reduction, biases) + config.weight_decay
+    top = top_curvature(stats, factors, config.reduction, biases) + config.weight_decay
     if not top > 0:
         raise ValueError(
             f"the loss Hessian at the initial factors has no positive curvature (sharpness {top:.3g}): "
