@@ -100,7 +100,22 @@ def _flag_value(path: Path, key: str, value):
 
 
 def config_file_callback(ctx: click.Context, param: click.Parameter, value):
-    """Eager ``--config`` callback: the file's values become the command's defaults."""
+    """Eager ``--config`` callback: the file's values become the command's defaults.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> @click.command()
+    ... @click.option("--config", "config_file", is_eager=True, callback=config_file_callback)
+    ... @click.option("--epochs", type=int, default=750)
+    ... @click.option("--lr", default="1e-5")
+    ... def cmd(config_file, epochs, lr):
+    ...     click.echo(f"epochs={epochs} lr={lr}")
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.toml")
+    >>> _ = open(path, "w").write("epochs = 20\\nlr = 0.001\\n")
+    >>> cmd(["--config", path, "--epochs", "5"], standalone_mode=False)
+    epochs=5 lr=0.001
+    """
     if value is not None:
         settings = read_config_file(value, file_keys(ctx.command))
         ctx.default_map = {**(ctx.default_map or {}), **settings}
@@ -108,7 +123,20 @@ def config_file_callback(ctx: click.Context, param: click.Parameter, value):
 
 
 def drop_overridden(ctx: click.Context, settings: dict) -> dict:
-    """Drop a file's ``widths`` when ``--depth``/``--width`` are given as flags, and the reverse."""
+    """Drop a file's ``widths`` when ``--depth``/``--width`` are given as flags, and the reverse.
+
+    Examples
+    --------
+    >>> @click.command()
+    ... @click.option("--widths")
+    ... @click.option("--depth", type=int)
+    ... @click.option("--width", type=int)
+    ... @click.pass_context
+    ... def cmd(ctx, **settings):
+    ...     click.echo(drop_overridden(ctx, settings))
+    >>> cmd(["--depth", "3"], default_map={"widths": "10,5,2"}, standalone_mode=False)
+    {'depth': 3, 'widths': None, 'width': None}
+    """
     from click.core import ParameterSource
 
     def given(names, source):

@@ -51,7 +51,7 @@ def predict(checkpoint_path, input_path, output_path, features, delimiter):
     factors, biases = checkpoint_params(ckpt)
     record = ckpt.get("data") or {}
     provenance = record.get("provenance") or {}
-    X = read_inputs(input_path, features, delimiter, provenance.get("features"), factors[0].shape[0])
+    X = _read_inputs(input_path, features, delimiter, provenance.get("features"), factors[0].shape[0])
     Y = predictions(X, factors, biases, record.get("scaler") or provenance.get("scaler"))
     names = target_names(provenance.get("targets"), Y.shape[1])
     if output_path is None:
@@ -61,7 +61,7 @@ def predict(checkpoint_path, input_path, output_path, features, delimiter):
     click.echo(f"wrote {Y.shape[0]} predictions of {', '.join(names)} to {output_path}")
 
 
-def read_inputs(path, features, delimiter, trained_on, n_features: int) -> np.ndarray:
+def _read_inputs(path, features, delimiter, trained_on, n_features: int) -> np.ndarray:
     """The input matrix (n, d): `features`, else the training features' names when present."""
     from ..data.files import load_features, open_table
 

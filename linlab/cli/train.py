@@ -128,17 +128,17 @@ def train(ctx, **settings):
         from ..checkpoint import load_checkpoint
 
         checkpoint = load_checkpoint(settings["resume"])
-        settings = settings_from_checkpoint(ctx, settings, checkpoint)
+        settings = _settings_from_checkpoint(ctx, settings, checkpoint)
     data = load_data(settings["data"], features=settings["features"], targets=settings["targets"],
                      delimiter=settings["delimiter"], standardize=settings["standardize"])
     if checkpoint is not None:
-        check_resume_data(checkpoint, settings["resume"], data)
+        _check_resume_data(checkpoint, settings["resume"], data)
     config = make_config(settings, data)
     factors = None
     if checkpoint is None and _seed_init(data, config) and not _given(ctx, "seed"):
         factors = seed_factors_for(data, config)
         config = config.replace(extra={**config.extra, "factors": "seed"})
-    resume = None if checkpoint is None else resume_from(checkpoint, settings["resume"], config)
+    resume = None if checkpoint is None else _resume_from(checkpoint, settings["resume"], config)
     run_and_report(data, config, settings, factors=factors, resume=resume)
 
 
@@ -200,9 +200,9 @@ def run_and_report(data, config: TrainConfig, settings: dict, *, factors=None, r
 
     console = Console(highlight=False, soft_wrap=True)
     quiet, as_json = settings["quiet"], settings["as_json"]
-    train_data, val = split_data(data, settings["val_fraction"], settings["split_seed"])
-    saver = checkpoint_callback(settings, data, config)
-    board = tensorboard_callback(settings["tensorboard"])
+    train_data, val = _split_data(data, settings["val_fraction"], settings["split_seed"])
+    saver = _checkpoint_callback(settings, data, config)
+    board = _tensorboard_callback(settings["tensorboard"])
     callbacks = [cb for cb in (saver, board) if cb is not None]
     try:
         with RunDisplay(console, config.epochs, quiet=quiet or as_json) as show:
@@ -217,7 +217,7 @@ def run_and_report(data, config: TrainConfig, settings: dict, *, factors=None, r
     notes = []
     if saver is not None and saver.final(result) is None:
         notes.append(saver.skipped[-1][1])  # a non-finite end state: the last good save is kept
-    diagnosis = diagnosis_of(result, train_data)
+    diagnosis = _diagnosis_of(result, train_data)
     if as_json:
         _print_json(result, data, diagnosis, settings)
     elif quiet:
@@ -251,14 +251,14 @@ def _print_json(result, data, diagnosis, settings) -> None:
     click.echo(json.dumps(jsonable(record)))
 
 
-def split_data(data, val_fraction, split_seed):
+def _split_data(data, val_fraction, split_seed):
     """``(train, val)`` rows; ``val`` is None without a validation fraction."""
     if val_fraction is None:
         return data, None
     return data.split(val_fraction, split_seed)
 
 
-def checkpoint_callback(settings: dict, data, config: TrainConfig):
+def _checkpoint_callback(settings: dict, data, config: TrainConfig):
     """The ``fit`` callback that saves ``--checkpoint`` (every N epochs and at the end), or None."""
     path, every = settings["checkpoint"], settings["checkpoint_every"]
     if every is not None and (not path or every < 1):
@@ -273,7 +273,7 @@ def checkpoint_callback(settings: dict, data, config: TrainConfig):
                               scaler=data.provenance.get("scaler"))
 
 
-def tensorboard_callback(logdir):
+def _tensorboard_callback(logdir):
     """The ``fit`` callback that writes TensorBoard scalars to `logdir`, or None."""
     if not logdir:
         return None
@@ -285,7 +285,7 @@ def tensorboard_callback(logdir):
     return TensorBoardCallback(logdir)
 
 
-def settings_from_checkpoint(ctx, settings: dict, checkpoint: dict) -> dict:
+def _settings_from_checkpoint(ctx, settings: dict, checkpoint: dict) -> dict:
     """Settings left at their defaults take the checkpointed run's values instead."""
     saved = dict(checkpoint["config"])
     settings = dict(settings)
@@ -301,7 +301,7 @@ def settings_from_checkpoint(ctx, settings: dict, checkpoint: dict) -> dict:
 RESUME_KEYS = ("widths", "bias", "engine", "optimizer")
 
 
-def check_resume_data(checkpoint: dict, path, data) -> None:
+def _check_resume_data(checkpoint: dict, path, data) -> None:
     """Refuse to continue a run on other data than it was trained on."""
     trained_on = (checkpoint.get("data") or {}).get("name")
     if trained_on is not None and trained_on != data.name:
@@ -311,7 +311,7 @@ def check_resume_data(checkpoint: dict, path, data) -> None:
         )
 
 
-def resume_from(checkpoint: dict, path, config: TrainConfig) -> dict:
+def _resume_from(checkpoint: dict, path, config: TrainConfig) -> dict:
     """The state to resume from, checked against `config`."""
     from ..checkpoint import resume_state
 
@@ -337,7 +337,7 @@ def _plain(value):
     return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
-def diagnosis_of(result, data):
+def _diagnosis_of(result, data):
     """The diagnosis of the run (see :func:`linlab.diagnose.diagnose`)."""
     from ..diagnose import diagnose
 
