@@ -89,7 +89,11 @@ def _forecast(data, config: TrainConfig, floor: dict | None, bounds: dict, recom
     d, k = config.widths[0], config.widths[-1]
     W0 = init_factors((d, k), config.init, config.init_scale, config.seed)[0]
     b0 = np.zeros(k) if config.bias else None
-    plain = lambda lr: epochs_to_tol(data, W0, lr, config.tol, b0=b0, reduction=config.reduction)  # noqa: E731
+
+    def plain(lr):
+        epochs = epochs_to_tol(data, W0, lr, config.tol, b0=b0, reduction=config.reduction)
+        return "never" if epochs is None else epochs
+
     out["plain_lr"] = bounds["optimal_lr"]
     out["plain_epochs"] = plain(bounds["optimal_lr"])
     if compare_lr is not None:
@@ -119,6 +123,8 @@ def _notes(a: Advice) -> list[str]:
         if fc["compare_lr"] is not None:
             line += f" at lr {fc['plain_lr']:.3g}, against {fc['compare_epochs']} at lr {fc['compare_lr']:.3g}"
         notes.append(line + ".")
+    if f is not None and f["ls_loss"] > a.tol:
+        notes.append(f"L* = {f['ls_loss']:.6g} is above tol={a.tol:g}: no linear model gets there; raise tol.")
     notes.append(f"Recommended lr for widths {a.widths}: {a.lr['recommended']:.3g} ({a.lr['rule']}).")
     if len(a.widths) > 2 and fc["epochs_to_tol"] is None:
         notes.append("Depth > 1 has no closed-form epoch count; train with lr=\"auto\" and watch the loss.")
