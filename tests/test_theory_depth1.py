@@ -283,6 +283,14 @@ def test_deep_auto_lr_is_lowered_when_the_loss_rises(seed_data):
     assert steady.outcome == "stalled" and "lr_changes" not in steady.extra  # rounding is no rise
 
 
+def test_deep_auto_lr_with_momentum_keeps_the_effective_step(seed_data):
+    config = TrainConfig(widths=(10, 5, 2), lr="auto", momentum=0.9, epochs=1000)
+    plain_lr = auto_lr(seed_data, config.replace(momentum=0.0), init_factors(config.widths))
+    run = fit(seed_data, config)
+    assert run.lr == pytest.approx(0.1 * plain_lr, rel=1e-6)
+    assert run.outcome == "converged" and "lr_changes" not in run.extra
+
+
 def test_theory_does_not_import_torch():
     code = "import sys, linlab.theory; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

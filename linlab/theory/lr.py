@@ -21,6 +21,9 @@ The rules, by model and optimizer (plain SGD; the others raise a ValueError sayi
   factor 2 for the sharpness to grow along the path (it does: on the seed, (10, 5, 2) from
   randn factors sharpens from 1.1e5 to 1.6e5). If it grows further the loss rises and the
   training loop calls :func:`reestimate_lr`, which re-measures at the current factors.
+  With momentum μ the lr is scaled by 1 − μ, so the effective step η/(1 − μ) is the same
+  (heavy ball is stable for ηλ < 2(1 + μ), so this is well inside), and rises are not
+  taken as instability: heavy ball need not descend monotonically.
 """
 
 from __future__ import annotations
@@ -138,7 +141,7 @@ def auto_lr(data, config, factors, biases=None) -> float:
     Notes
     -----
     Depth 1: η = 2/(λmin + λmax) of H = 2s·XᵀX (heavy ball with μ > 0); depth > 1:
-    η = SAFETY · 2/λmax(∇²ℓ(W1..WL)) = 1/sharpness.
+    η = SAFETY · 2(1 − μ)/λmax(∇²ℓ(W1..WL)) = (1 − μ)/sharpness.
 
     Examples
     --------
@@ -158,7 +161,7 @@ def auto_lr(data, config, factors, biases=None) -> float:
             "all-zero factors are a saddle gradient descent never leaves. Use another init "
             "(e.g. init='scaled') or give lr as a number."
         )
-    return SAFETY * 2.0 / top
+    return SAFETY * 2.0 * (1.0 - config.momentum) / top
 
 
 def reestimate_lr(data, config, params, lr: float, history, changes: list) -> float:
@@ -180,7 +183,8 @@ def reestimate_lr(data, config, params, lr: float, history, changes: list) -> fl
     Notes
     -----
     A rise by more than ``RISE_RTOL`` (relative) means the sharpness outgrew 2/lr.
-    The new lr is min(auto_lr at the current factors, lr/2).
+    The new lr is min(auto_lr at the current factors, lr/2). Runs with momentum keep
+    their lr (their loss may rise without any instability).
 
     Examples
     --------
@@ -189,7 +193,7 @@ def reestimate_lr(data, config, params, lr: float, history, changes: list) -> fl
     >>> reestimate_lr(seed_dataset(), cfg, None, 1e-5, [5.0, 4.0], changes), changes
     (1e-05, [])
     """
-    if len(history) < 2 or not history[-1] > history[-2] * (1.0 + RISE_RTOL):
+    if config.momentum > 0 or len(history) < 2 or not history[-1] > history[-2] * (1.0 + RISE_RTOL):
         return lr
     factors, biases = params()
     new = min(auto_lr(data, config, factors, biases), lr / 2.0)
