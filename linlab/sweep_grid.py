@@ -233,7 +233,7 @@ class Grid:
 
     def load_data(self) -> Dataset:
         """The grid's dataset, read by the loader of ``linlab train --data``."""
-        from .cli.options import load_data
+        from .data.spec import load_data
 
         return load_data(self.data, **self.data_options)
 

@@ -14,15 +14,13 @@ from pathlib import Path
 
 import click
 
+from ..data.spec import load_data  # noqa: F401  (the commands' --data)
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport
     import tomli as tomllib
 
-BUILTIN_DATA = ("seed", "seed-numpy", "seed-torch", "synthetic")
-# keys of synthetic:... data specs and their types (the rest of synthetic()'s arguments are ints)
-SYNTHETIC_TYPES = {"weights": str, "noise": float, "condition": float}
-SYNTHETIC_KEYS = ("n", "d", "k", "rank", "weights", "noise", "condition", "seed")
 # groups of keys that say the same thing two ways: a flag for one drops the file's value of the other
 ALTERNATIVES = (("widths",), ("depth", "width"))
 
@@ -266,59 +264,3 @@ def resolve_widths(widths, depth, width, n_features: int, n_targets: int) -> tup
     if width is None or width < 1:
         raise ValueError(f"--depth {depth} needs --width H >= 1, the units of each hidden layer, e.g. --width 5.")
     return (d, *[width] * (depth - 1), k)
-
-
-def load_data(spec: str, *, features=None, targets=None, delimiter=None, standardize=False):
-    """The dataset a ``--data`` spec names.
-
-    ``seed`` and ``seed-torch`` are the seed's arrays; ``synthetic:n=500,d=8,k=2`` calls
-    :func:`linlab.data.synthetic` with those arguments; anything else is a path to a CSV,
-    TSV, Parquet, NPY or NPZ file, read with the column options.
-
-    Examples
-    --------
-    >>> load_data("synthetic:n=50,d=3,k=1").X.shape
-    (50, 3)
-    """
-    kind = spec.partition(":")[0]
-    if kind in BUILTIN_DATA:
-        given = [name for name, v in (("--features", features), ("--targets", targets),
-                                      ("--delimiter", delimiter), ("--standardize", standardize or None))
-                 if v is not None]
-        if given:
-            raise ValueError(f"{', '.join(given)} apply to data files only, not to --data {spec!r}.")
-        return _builtin(spec)
-    path = Path(spec)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"--data {spec!r}: no such file. Give a CSV, TSV, Parquet, NPY or NPZ file, "
-            "or one of seed, seed-torch, synthetic:n=1000,d=10,k=2."
-        )
-    from ..data.files import load_file
-
-    return load_file(path, features=features, targets=targets, standardize=standardize, delimiter=delimiter)
-
-
-def _builtin(spec: str):
-    from ..data import seed_dataset, synthetic
-
-    if spec in ("seed", "seed-numpy"):
-        return seed_dataset("numpy")
-    if spec == "seed-torch":
-        return seed_dataset("torch")
-    if not spec.startswith("synthetic") or spec[len("synthetic"):][:1] not in ("", ":"):
-        raise ValueError(f"--data {spec!r} is not seed, seed-torch or synthetic:...; e.g. synthetic:n=500,d=8.")
-    params = {}
-    for item in filter(None, (s.strip() for s in spec.partition(":")[2].split(","))):
-        key, eq, value = (s.strip() for s in item.partition("="))
-        if not eq or key not in SYNTHETIC_KEYS:
-            raise ValueError(
-                f"--data {spec!r}: {item!r} is not KEY=VALUE with a KEY among {', '.join(SYNTHETIC_KEYS)}; "
-                "e.g. synthetic:n=500,d=8,k=2,noise=0.1."
-            )
-        cast = SYNTHETIC_TYPES.get(key, int)
-        try:
-            params[key] = cast(value)
-        except ValueError:
-            raise ValueError(f"--data {spec!r}: {key}={value!r} is not a valid {cast.__name__}.") from None
-    return synthetic(**params)
