@@ -27,15 +27,24 @@ def train(data: Dataset, config: TrainConfig | None = None, **settings) -> RunRe
     return fit(data, config)
 
 
-def __getattr__(name):
-    if name == "DeepLinear":
-        from ._module import DeepLinear
+_LAZY = {  # public names whose modules pull in torch or pyarrow: imported on first use
+    "DeepLinear": "linlab._module",
+    "advise": "linlab.theory.advice",
+    "diagnose": "linlab.diagnose",
+    "sweep": "linlab.sweeps",
+    "load_file": "linlab.data.files",
+}
 
-        return DeepLinear
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'linlab' has no attribute {name!r}")
 
 
 __all__ = [
-    "Dataset", "DeepLinear", "RunResult", "TrainConfig", "end_to_end", "fit", "init_factors",
-    "n_params", "seed_dataset", "seed_factors", "synthetic", "train",
+    "Dataset", "DeepLinear", "RunResult", "TrainConfig", "advise", "diagnose", "end_to_end", "fit",
+    "init_factors", "load_file", "n_params", "seed_dataset", "seed_factors", "sweep", "synthetic", "train",
 ]

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from linlab import TrainConfig, fit
 from linlab.data import synthetic
 from linlab.models import n_params
-from linlab.sweep_grid import Grid, axis_values, expand, run_id
-from linlab.sweep_table import (
+from linlab.sweeps.grid import Grid, axis_values, expand, run_id
+from linlab.sweeps.table import (
     SCHEMA,
     best_per_architecture,
     flops_per_epoch,
@@ -28,7 +28,7 @@ from linlab.sweep_table import (
     write_table,
 )
 
-sweep_module = importlib.import_module("linlab.sweep")  # the module, whatever `linlab.sweep` names
+sweep_module = importlib.import_module("linlab.sweeps")
 
 SMALL = synthetic(n=60, d=4, k=2, seed=3)
 

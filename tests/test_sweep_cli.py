@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from linlab.cli import main
-from linlab.sweep_grid import Grid, expand
-from linlab.sweep_table import read_table
+from linlab.sweeps.grid import Grid, expand
+from linlab.sweeps.table import read_table
 
 GRID = """
 data = "synthetic:n=50,d=3,k=2,seed=1"

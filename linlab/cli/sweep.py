@@ -1,6 +1,6 @@
 """``linlab sweep``: every run of a TOML grid, saved as a table, then each architecture at its best lr.
 
-The grid file's layout is in :mod:`linlab.sweep_grid`. A progress bar follows the runs; the
+The grid file's layout is in :mod:`linlab.sweeps.grid`. A progress bar follows the runs; the
 table is rewritten atomically after every batch, so ``--resume`` continues an interrupted
 sweep from its file. ``--json`` prints one JSON object and nothing else.
 """
@@ -14,7 +14,7 @@ import click
 
 
 class _Bar:
-    """``progress(done, total)`` for :func:`linlab.sweep.sweep`: a rich progress bar on
+    """``progress(done, total)`` for :func:`linlab.sweeps.sweep`: a rich progress bar on
     `console` (none when it is None), and the number of runs executed."""
 
     def __init__(self, console=None):
@@ -39,7 +39,7 @@ class _Bar:
 
 
 def best_table(best, title: str):
-    """The rich table of :func:`linlab.sweep.best_per_architecture`'s rows.
+    """The rich table of :func:`linlab.sweeps.best_per_architecture`'s rows.
 
     Examples
     --------
@@ -86,8 +86,8 @@ def sweep(config_path, out, as_csv, resume, as_json):
     """Run every configuration of a grid and compare architectures at their best lr."""
     from rich.console import Console
 
-    from ..sweep import Grid, best_per_architecture, histories_path
-    from ..sweep import sweep as run_sweep
+    from ..sweeps import Grid, best_per_architecture, histories_path
+    from ..sweeps import sweep as run_sweep
 
     grid = Grid.from_toml(config_path)
     out = out or Path("results.csv" if as_csv else "results.parquet")

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import OPTIMIZERS, TrainConfig
-from .data import Dataset
+from ..config import OPTIMIZERS, TrainConfig
+from ..data import Dataset
 
 DATA_OPTIONS = ("features", "targets", "delimiter", "standardize")  # for data files
 GRID_KEYS = ("data", *DATA_OPTIONS, "fixed", "grid", "runs_per_batch")
@@ -233,7 +233,7 @@ class Grid:
 
     def load_data(self) -> Dataset:
         """The grid's dataset, read by the loader of ``linlab train --data``."""
-        from .data.spec import load_data
+        from ..data.spec import load_data
 
         return load_data(self.data, **self.data_options)
 
@@ -284,11 +284,11 @@ def _config(base: dict, combo: tuple[dict, ...]) -> TrainConfig:
 def _resolve_auto(config: TrainConfig, data: Dataset) -> TrainConfig:
     # lr = m * auto_lr: the multiple stays in config.extra, the number becomes the lr
     try:
-        from .theory import auto_lr
+        from ..theory import auto_lr
     except ImportError:
         raise ValueError("grid.lr = {auto_multiples = ...} needs linlab.theory.auto_lr, which is not "
                          "available; list the lrs or use log_range.") from None
-    from .models import init_biases, init_factors
+    from ..models import init_biases, init_factors
 
     factors = init_factors(config.widths, config.init, config.init_scale, config.seed)
     biases = init_biases(config.widths, config.bias)

@@ -32,10 +32,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .config import TrainConfig
-from .data import Dataset
-from .models import n_params
-from .results import RunResult
+from ..config import TrainConfig
+from ..data import Dataset
+from ..models import n_params
+from ..results import RunResult
 
 
 def _column_type(f: dataclasses.Field) -> pa.DataType:
@@ -255,7 +255,7 @@ def best_per_architecture(table: pa.Table, by: tuple[str, ...] | None = None) ->
 
     Examples
     --------
-    >>> from linlab.sweep import Grid, sweep
+    >>> from linlab.sweeps import Grid, sweep
     >>> grid = Grid(fixed={"epochs": 300, "engine": "numpy"},
     ...             axes={"widths": [[10, 2], [10, 5, 2]], "lr": [1e-5, 1e-4]})
     >>> best = best_per_architecture(sweep(grid))

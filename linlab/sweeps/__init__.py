@@ -1,6 +1,6 @@
 """Sweeps: every run of a grid, executed in batches, into a table that survives interruption.
 
-A sweep expands a :class:`~linlab.sweep_grid.Grid` into runs with stable ids, executes
+A sweep expands a :class:`~linlab.sweeps.grid.Grid` into runs with stable ids, executes
 them batch by batch (many at once on the ``batched`` engine, one by one on the others)
 and, after every batch, rewrites its table atomically, so a stopped sweep keeps what it
 finished and ``resume=True`` runs only the rest. :func:`best_per_architecture` then
@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .config import TrainConfig
-from .data import Dataset
-from .engines import fit
-from .results import RunResult
-from .sweep_grid import Grid, Run, axis_values, expand, run_id
-from .sweep_table import (
+from ..config import TrainConfig
+from ..data import Dataset
+from ..engines import fit
+from ..results import RunResult
+from .grid import Grid, Run, axis_values, expand, run_id
+from .table import (
     SCHEMA,
     best_per_architecture,
     flops_per_epoch,
@@ -70,7 +70,7 @@ def run_batch(data: Dataset, configs: Sequence[TrainConfig], *, device: str | No
         if default_engine() != "batched":
             raise ValueError("engine='batched' needs linlab.engines.batched, which this installation "
                              "lacks; set engine = 'numpy' (or 'autograd', 'module') in [fixed].")
-        from .engines.batched import fit_batched
+        from ..engines.batched import fit_batched
 
         batch = fit_batched(data, [configs[i] for i in together], device=device, memory_budget=memory_budget)
         for i, result in zip(together, batch, strict=True):
@@ -118,7 +118,7 @@ def sweep(
     Parameters
     ----------
     grid_or_path : Grid, dict or path
-        The grid, a dict in the TOML layout, or a TOML file (see :mod:`linlab.sweep_grid`).
+        The grid, a dict in the TOML layout, or a TOML file (see :mod:`linlab.sweeps.grid`).
     data : Dataset, optional
         Overrides the grid's ``data``.
     out : path, optional
