@@ -29,7 +29,11 @@ def make_engine(name: str, data, config, factors, biases=None, val=None) -> Engi
 
         cls = AutogradEngine if name == "autograd" else ModuleEngine
         return cls(data, config, factors, biases, val)
-    raise ValueError(f"engine={name!r} has no single-run form; use 'numpy', 'autograd' or 'module'.")
+    if name == "batched":  # a stack of one; many runs at once: linlab.engines.batched.fit_batched
+        from .batched_engine import BatchedEngine
+
+        return BatchedEngine(data, config, factors, biases, val)
+    raise ValueError(f"engine={name!r} has no single-run form; use 'numpy', 'autograd', 'module' or 'batched'.")
 
 
 @dataclass

@@ -1,0 +1,330 @@
+r"""Engine ``batched``: many runs at once, as a few large tensor operations.
+
+Runs that share the data share its statistics (or its pass over the rows); runs of one
+depth and one optimizer are stacked, zero-padded to common widths (exact: see
+:mod:`.batched_stack`), and trained together under the single-run loop's stop rules
+(:mod:`.batched_runs`). Two ways to a loss and gradient:
+
+- ``"stats"`` (squared loss, no bias): from A = XᵀX, C = XᵀY and the least-squares
+  constants, computed once in float64; an epoch costs nothing in n (:mod:`.batched_stats`).
+- ``"data"`` (any loss, biases): one shared pass over the rows per epoch, the first layer
+  of every run in one product (:mod:`.batched_data`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from ..config import TrainConfig
+from ..data import Dataset
+from ..models import end_to_end, init_factors
+from ..results import RunResult
+from .batched_data import DataPath
+from .batched_runs import run_stack
+from .batched_stack import padded_widths
+from .batched_stats import StatsPath, gram_stats, least_squares_terms
+from .torch_engines import DTYPES, torch_device
+
+PATHS = ("auto", "stats", "data")
+MIN_STACK = 256  # runs: narrower width classes merge until a stack has this many
+STACK_TENSOR_BYTES = 8 * 2**20  # largest tensor of a stack: bigger ones cost page faults per epoch
+_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+_HYPER = ("optimizer", "momentum", "nesterov", "weight_decay", "betas", "eps", "alpha")
+
+
+class _Key(NamedTuple):
+    """What runs in one stack must share."""
+
+    path: str  # stats, data, or minibatch (one run at a time through `fit`)
+    depth: int
+    bias: bool
+    loss: tuple  # (loss, reduction, p, delta)
+    hyper: tuple  # optimizer and its hyper-parameters
+    dtype: str
+    device: str
+
+
+@contextmanager
+def flush_denormals():
+    """``torch.set_flush_denormal(True)`` inside, ``False`` after (denormals slow CPUs 30-50x)."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def choose_path(config: TrainConfig, path: str, n_samples: int) -> str:
+    """Where a run's gradients come from: ``"stats"``, ``"data"`` or ``"minibatch"``.
+
+    Examples
+    --------
+    >>> choose_path(TrainConfig(), "auto", 100), choose_path(TrainConfig(loss="huber"), "auto", 100)
+    ('stats', 'data')
+    """
+    if config.batch_size is not None and config.batch_size < n_samples:
+        return "minibatch"
+    if path == "auto":
+        return "stats" if config.loss == "squared" and not config.bias else "data"
+    if path == "stats" and (config.loss != "squared" or config.bias):
+        raise ValueError(
+            f"path='stats' needs loss='squared' without bias, but a run has loss={config.loss!r}, "
+            f"bias={config.bias}; use path='data' or path='auto'."
+        )
+    return path
+
+
+def _check(data, configs, factors, memory_budget, device, path) -> None:
+    if not isinstance(data, Dataset):
+        raise ValueError(f"data={type(data).__name__} is not a Dataset; wrap arrays as Dataset(X, Y).")
+    if not configs or not all(isinstance(c, TrainConfig) for c in configs):
+        raise ValueError("configs must be a non-empty sequence of TrainConfig; e.g. [TrainConfig(lr=1e-5)].")
+    if path not in PATHS:
+        raise ValueError(f"path={path!r} is not one of {', '.join(map(repr, PATHS))}.")
+    if isinstance(memory_budget, bool) or not isinstance(memory_budget, int) or memory_budget < 1:
+        raise ValueError(f"memory_budget={memory_budget!r} must be a positive number of bytes, e.g. 2 * 1024**3.")
+    if factors is not None and len(factors) != len(configs):
+        raise ValueError(f"factors has {len(factors)} entries for {len(configs)} configs; give one list per run.")
+    for c in configs:
+        if (c.widths[0], c.widths[-1]) != (data.n_features, data.n_targets):
+            raise ValueError(
+                f"widths={c.widths} need {c.widths[0]} features and {c.widths[-1]} targets, but "
+                f"{data.name!r} has {data.n_features} and {data.n_targets}; use widths "
+                f"({data.n_features}, ..., {data.n_targets})."
+            )
+    for dev in {device} if device is not None else {c.device for c in configs}:
+        torch_device(dev)
+
+
+def _initial(configs, factors) -> list[list[np.ndarray]]:
+    if factors is None:
+        return [init_factors(c.widths, c.init, c.init_scale, c.seed) for c in configs]
+    out = []
+    for i, (c, fs) in enumerate(zip(configs, factors)):
+        fs = [np.asarray(W, dtype=np.float64) for W in fs]
+        shapes = list(zip(c.widths[:-1], c.widths[1:]))
+        if [W.shape for W in fs] != shapes:
+            raise ValueError(
+                f"factors[{i}] have shapes {[W.shape for W in fs]}; widths={c.widths} need {shapes}."
+            )
+        out.append(fs)
+    return out
+
+
+def _resolve_lr(data, config, factors) -> float:
+    if config.lr != "auto":
+        return float(config.lr)
+    from ..theory import auto_lr
+
+    return float(auto_lr(data, config, factors, None))
+
+
+def _key(config, path, device, n_samples) -> _Key:
+    return _Key(
+        choose_path(config, path, n_samples), config.depth, config.bias,
+        (config.loss, config.reduction, config.p, config.delta),
+        tuple(getattr(config, name) for name in _HYPER), config.dtype, device or config.device,
+    )
+
+
+def _per_run_bytes(key: _Key, widths, epochs: int) -> int:
+    # parameters with their gradient, saved copy, optimizer state and temporaries; the
+    # prefix products and their gradients (stats); two float64 histories
+    itemsize = 8 if key.dtype == "float64" else 4
+    params = sum(a * b for a, b in zip(widths[:-1], widths[1:])) + (sum(widths[1:]) if key.bias else 0)
+    products = 3 * widths[0] * sum(widths[1:])
+    return itemsize * (10 * params + products) + 16 * (epochs + 1)
+
+
+def width_classes(widths_list, min_stack: int = MIN_STACK) -> list[list[int]]:
+    """Indices of runs grouped by the power of two above their widest hidden layer.
+
+    Padding a width-1 run to width 64 wastes 63/64 of its work; classes (2^(c-1), 2^c]
+    bound the waste, and consecutive classes merge until a class has `min_stack` runs
+    (fewer, larger stacks amortise the cost of each tensor operation).
+
+    Examples
+    --------
+    >>> width_classes([(10, 1, 2), (10, 64, 2), (10, 2, 2), (10, 40, 2)], min_stack=2)
+    [[0, 2], [1, 3]]
+    """
+    classes: dict[int, list[int]] = {}
+    for i, widths in enumerate(widths_list):
+        classes.setdefault((max(widths[1:-1], default=1) - 1).bit_length(), []).append(i)
+    out, current = [], []
+    for c in sorted(classes):
+        current += classes[c]
+        if len(current) >= min_stack:
+            out.append(current)
+            current = []
+    return out + ([current] if current else [])
+
+
+def _chunks(indices, key, widths, configs, budget, data_path) -> list[list[int]]:
+    """Split a group so that each stack stays within the memory budget."""
+    epochs = max(configs[i].epochs for i in indices)
+    itemsize = 8 if key.dtype == "float64" else 4
+    largest = itemsize * max(max(a, widths[0]) * b for a, b in zip(widths[:-1], widths[1:]))
+    size = max(1, min((budget // 4) // _per_run_bytes(key, widths, epochs), STACK_TENSOR_BYTES // largest))
+    if data_path is not None:  # leave at least min(n, 1024) rows per chunk of the pass
+        per_row = data_path.itemsize * (3 * sum(widths[1:]) + 2 * widths[1] + 3 * widths[-1])
+        size = min(size, max(1, (budget // 2) // (min(data_path.n, 1024) * per_row)))
+    return [indices[i:i + size] for i in range(0, len(indices), size)]
+
+
+class _Paths:
+    """The gradient sources of one call, built on first use and shared by all groups."""
+
+    def __init__(self, data: Dataset, budget: int):
+        self.data, self.budget, self.cache, self._terms = data, budget, {}, None
+
+    def get(self, key: _Key):
+        dtype, device = DTYPES[key.dtype], torch_device(key.device)
+        loss, reduction, p, delta = key.loss
+        if key.path == "data":
+            ident = ("data", key.loss, key.dtype, key.device)
+            if ident not in self.cache:
+                X, Y = self.data.X, self.data.Y
+                self.cache[ident] = DataPath(X, Y, loss, reduction, p, delta, dtype, device, self.budget)
+            return self.cache[ident]
+        ident = ("stats", reduction, key.dtype, key.device)
+        if ident not in self.cache:
+            if self._terms is None:
+                stats = gram_stats(self.data.X, self.data.Y)
+                self._terms = stats, least_squares_terms(stats, self.data.X, self.data.Y)
+            self.cache[ident] = StatsPath(*self._terms, reduction, dtype, device)
+        return self.cache[ident]
+
+
+def fit_batched(
+    data: Dataset,
+    configs: Sequence[TrainConfig],
+    *,
+    factors: Sequence[list[np.ndarray]] | None = None,
+    memory_budget: int = 2 * 1024**3,
+    device: str | None = None,
+    path: str = "auto",
+) -> list[RunResult]:
+    """Train many runs on one dataset at once; one :class:`RunResult` per config, in order.
+
+    Every run follows :func:`linlab.engines.fit`'s trajectory from the same initial
+    factors (to rounding) and stops by the same rules at the same epoch.
+
+    Parameters
+    ----------
+    data : Dataset
+    configs : sequence of TrainConfig
+        May differ in widths (same d and k), depth, lr, schedule, init, seed, epochs, stop
+        rules, optimizer, loss, dtype and device; runs are grouped by what cannot share a
+        stack. ``config.engine`` is ignored (the record says ``"batched"``).
+    factors : sequence of lists of ndarray, optional
+        Initial factors per run; by default ``init_factors(c.widths, c.init, c.init_scale, c.seed)``.
+    memory_budget : int
+        Bytes the stacks, activations and histories may take at once; larger sweeps run in
+        chunks of runs, larger data in chunks of rows.
+    device : str, optional
+        ``"cpu"`` or ``"cuda"``, overriding each config's device.
+    path : {"auto", "stats", "data"}
+        ``"auto"``: the statistics for squared loss without bias, the rows otherwise.
+        Mini-batch runs (``batch_size < n``) train one at a time through ``fit``.
+
+    Returns
+    -------
+    list of RunResult
+
+    Notes
+    -----
+    Statistics path, per run: P = W1⋯WL, Δ = P − P_ls,
+    ℓ = ‖RΔ‖² + 2tr(Δᵀr) + L*, ∂ℓ/∂P = 2(AΔ + r) (see :mod:`.batched_stats`), then
+    ∂ℓ/∂W_j = (W1⋯W_{j-1})ᵀ (∂ℓ/∂P) (W_{j+1}⋯WL)ᵀ.
+
+    Examples
+    --------
+    >>> from linlab.data import seed_dataset
+    >>> runs = [TrainConfig(widths=(10, h, 2), lr=lr, epochs=300, seed=1)
+    ...         for h in (1, 5) for lr in (1e-5, 1e-3)]
+    >>> [r.outcome for r in fit_batched(seed_dataset(), runs)]
+    ['stalled', 'diverged', 'converged', 'diverged']
+    """
+    configs = list(configs)
+    _check(data, configs, factors, memory_budget, device, path)
+    starts = _initial(configs, factors)
+    lrs = [_resolve_lr(data, c, f) for c, f in zip(configs, starts)]
+    groups: dict[_Key, list[int]] = {}
+    for i, c in enumerate(configs):
+        groups.setdefault(_key(c, path, device, data.n_samples), []).append(i)
+    results: list[RunResult | None] = [None] * len(configs)
+    tick = time.perf_counter()
+    paths = _Paths(data, memory_budget)
+    with flush_denormals():
+        for key, indices in groups.items():
+            if key.path == "minibatch":
+                _one_by_one(data, configs, starts, key, indices, results)
+                continue
+            _stacked(data, configs, starts, lrs, key, indices, paths, memory_budget, results)
+    shared = (time.perf_counter() - tick - sum(r.seconds for r in results)) / len(results)
+    for r in results:  # the statistics and set-up, shared evenly
+        r.seconds += max(shared, 0.0)
+    return results
+
+
+def _stacked(data, configs, starts, lrs, key, indices, paths, budget, results) -> None:
+    source = paths.get(key)
+    dtype, device = DTYPES[key.dtype], torch_device(key.device)
+    data_path = source if key.path == "data" else None
+    for members in width_classes([configs[i].widths for i in indices]):
+        _stacked_class(data, configs, starts, lrs, key, [indices[m] for m in members], source, data_path,
+                       dtype, device, budget, results)
+
+
+def _stacked_class(data, configs, starts, lrs, key, indices, source, data_path, dtype, device, budget,
+                   results) -> None:
+    widths = padded_widths([configs[i].widths for i in indices])
+    for chunk in _chunks(indices, key, widths, configs, budget, data_path):
+        group = [configs[i] for i in chunk]
+        rules, finals, seconds = run_stack(
+            source, group, [starts[i] for i in chunk], [lrs[i] for i in chunk], widths, dtype, device,
+        )
+        for j, i in enumerate(chunk):
+            results[i] = _record(data, group[j], key.device, rules, j, finals[j], seconds[j])
+
+
+def _one_by_one(data, configs, starts, key, indices, results) -> None:
+    from .loop import fit
+
+    for i in indices:
+        c = configs[i].replace(engine="batched", device=key.device)
+        results[i] = fit(data, c, factors=starts[i])
+
+
+def _config_record(config: TrainConfig, device: str, data_name: str) -> dict:
+    # config.to_dict() with engine and device as run, built without dataclasses.asdict's
+    # deep copies (a tenth of a millisecond a run, more than a sweep's epochs)
+    record = {name: getattr(config, name) for name in _FIELDS}
+    record.update(widths=list(config.widths), betas=list(config.betas), engine="batched", device=device,
+                  extra=copy.deepcopy(config.extra) if config.extra else {}, data=data_name)
+    return record
+
+
+def _record(data, config, device, rules, j, final, seconds) -> RunResult:
+    n = int(rules.length[j])
+    factors, biases = final
+    distance = None
+    if data.W_true is not None:
+        W_true = data.W_true.astype(np.float64)
+        with np.errstate(all="ignore"):  # a run that diverged at its start may overflow here
+            distance = float(np.linalg.norm(end_to_end(factors) - W_true) / max(np.linalg.norm(W_true), 1e-300))
+    return RunResult(
+        config=_config_record(config, device, data.name), outcome=rules.outcome[j], message=rules.message[j],
+        history=rules.history[:n, j].copy(), epochs=n - 1, lr=float(rules.lrs[j]), factors=factors,
+        biases=biases, epochs_to_tol=rules.epochs_to_tol[j], seconds=float(seconds),
+        distance_to_true=distance,
+    )

@@ -1,0 +1,234 @@
+"""The epoch loop of one stack of runs: the single-run loop's stop rules, applied per run.
+
+Each epoch evaluates every live run (loss and gradient in one go), records the loss, and
+applies :func:`linlab.engines.fit`'s rules in the same order and with the same epoch
+numbers: ``diverged`` (non-finite, or above ``diverge_factor`` times the initial loss:
+the run goes back to its last finite state), ``max_epochs``, ``converged``, ``stalled``.
+A run that stops is frozen before the update (zero learning rate, zero gradient, zero
+optimizer state), so a diverging run never feeds a NaN into the stack, and frozen runs
+are dropped from the tensors once they make up an eighth of them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from .. import optim
+from .batched_stack import map_state, stack_biases, stack_factors, unstack
+
+
+def sgd_into(out, params, grads, state: optim.SGDState, lr, config):
+    r""":func:`linlab.optim.sgd`, writing the new parameters into `out` and leaving `params` as
+    they were (the last state, kept without a copy).
+
+    .. math::
+        g \leftarrow g + \lambda p;\quad b \leftarrow \mu b + g \ (b_1 = g);\quad
+        g \leftarrow g + \mu b \text{ (Nesterov) or } b;\quad p' = p - \eta g
+
+    Examples
+    --------
+    >>> from linlab import TrainConfig
+    >>> p, out = [torch.ones(2, 1, 1)], [torch.empty(2, 1, 1)]
+    >>> lr = torch.tensor([0.5, 0.0]).view(-1, 1, 1)
+    >>> new, _ = sgd_into(out, p, [torch.ones(2, 1, 1)], optim.SGDState(None), lr, TrainConfig())
+    >>> new[0].flatten().tolist(), p[0].flatten().tolist()
+    ([0.5, 1.0], [1.0, 1.0])
+    """
+    mu, wd, bufs = config.momentum, config.weight_decay, state.momentum_buffers
+    new_bufs = [] if mu else None
+    for i, (p, g, q) in enumerate(zip(params, grads, out)):
+        if wd:
+            g = torch.add(g, p, alpha=wd)
+        if mu:
+            b = g.clone() if bufs is None else bufs[i].mul_(mu).add_(g)
+            new_bufs.append(b)
+            g = torch.add(g, b, alpha=mu) if config.nesterov else b
+        torch.addcmul(p, lr, g, value=-1.0, out=q)
+    return out, optim.SGDState(new_bufs)
+
+
+class StopRules:
+    """Histories and the stop rules of `fit`, vectorised over runs (NumPy, float64)."""
+
+    def __init__(self, configs, lrs):
+        self.configs, self.lrs = configs, np.asarray(lrs, dtype=np.float64)
+        B, T = len(configs), max(c.epochs for c in configs)
+        get = lambda name: np.array([getattr(c, name) for c in configs])  # noqa: E731
+        self.epochs, self.tol, self.window = get("epochs"), get("tol"), get("stall_window")
+        self.rtol, self.factor = get("stall_rtol"), get("diverge_factor")
+        self.history, self.best = np.zeros((T + 1, B)), np.zeros((T + 1, B))  # [t, run]
+        self.length = np.zeros(B, dtype=int)  # entries of history recorded
+        self.outcome = ["max_epochs"] * B
+        self.message, self.epochs_to_tol = [""] * B, [None] * B
+
+    def judge(self, t: int, runs: np.ndarray, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Record epoch `t` of `runs`; return (stopped, diverged) masks over `runs`."""
+        first = self.history[0, runs] if t else loss
+        with np.errstate(invalid="ignore", over="ignore"):
+            diverged = ~np.isfinite(loss) | ((t > 0) & (loss > self.factor[runs] * np.maximum(first, 1e-300)))
+        ok, fine = runs[~diverged], loss[~diverged]
+        self.history[t, ok] = fine
+        self.best[t, ok] = np.minimum(self.best[t - 1, ok], fine) if t else fine
+        self.length[ok] = t + 1
+        end = ~diverged & (t == self.epochs[runs])
+        converged = ~diverged & ~end & (loss <= self.tol[runs])
+        w = self.window[runs]
+        past = self.best[np.where(t >= w, t - w, 0), runs]
+        stalled = ~diverged & ~end & ~converged & (t >= w) & (
+            past - self.best[t, runs] <= self.rtol[runs] * past)
+        for outcome, mask in (("diverged", diverged), ("max_epochs", end), ("converged", converged),
+                              ("stalled", stalled)):
+            for i, value in zip(runs[mask], loss[mask]):
+                self._stop(int(i), t, outcome, float(value))
+        return diverged | end | converged | stalled, diverged
+
+    def _stop(self, i: int, t: int, outcome: str, loss: float) -> None:
+        # the same sentences as linlab.engines.fit
+        c, best = self.configs[i], self.best[:, i]
+        self.outcome[i] = outcome
+        if outcome == "diverged":
+            self.message[i] = (
+                f"diverged at epoch {t}: loss became {loss:.4g} with lr={self.lrs[i]:.3g}; kept the "
+                f"last finite state (epoch {t - 1}, loss {self.history[t - 1, i]:.4g})."
+                if t else f"the initial loss is {loss}; check the data and the initial scale."
+            )
+        elif outcome == "max_epochs":
+            self.message[i] = f"reached the epoch limit {t} at loss {loss:.4g}."
+        elif outcome == "converged":
+            self.epochs_to_tol[i] = t
+            self.message[i] = f"converged at epoch {t}: loss {loss:.4g} <= tol {c.tol:g}."
+        else:
+            self.message[i] = (
+                f"stalled at epoch {t}: the best loss improved by less than "
+                f"{c.stall_rtol:g} (relative) over the last {c.stall_window} epochs, at {best[t]:.6g}."
+            )
+
+
+class Schedule:
+    """Learning rates of many runs at one epoch: lr_at(config, t, lr) = lr · lr_at(config, t, 1)
+    (exactly: every schedule scales its base by a factor), one factor per distinct schedule."""
+
+    def __init__(self, configs, lrs):
+        self.base = np.asarray(lrs, dtype=np.float64)
+        keys = [(c.schedule, c.step_size, c.gamma, c.epochs) for c in configs]
+        distinct = list(dict.fromkeys(keys))
+        self.which = np.array([distinct.index(key) for key in keys])
+        self.reps = [configs[keys.index(key)] for key in distinct]
+        self.constant = all(key[0] == "constant" for key in distinct)
+
+    def at(self, t: int, runs: np.ndarray) -> np.ndarray:
+        if self.constant:
+            return self.base[runs]
+        scale = np.array([optim.lr_at(rep, t, 1.0) for rep in self.reps])
+        return self.base[runs] * scale[self.which[runs]]
+
+
+class Stack:
+    """The stacked parameters and optimizer state of the runs still in the tensors.
+
+    ``alive[row]`` is the run held in stack row `row`; ``frozen[row]`` marks rows whose run
+    has stopped but which have not been dropped yet.
+    """
+
+    def __init__(self, configs, factors, widths, dtype, device):
+        self.L, self.bias, self.device, self.dtype = len(widths) - 1, configs[0].bias, device, dtype
+        self.params = stack_factors(factors, widths, dtype, device)
+        if self.bias:
+            self.params += stack_biases([None] * len(configs), widths, dtype, device)
+        self.state = optim.init(configs[0].optimizer, self.params)
+        self.prev = [torch.empty_like(p) for p in self.params]  # the state before the last update
+        self.alive, self.frozen = np.arange(len(configs)), np.zeros(len(configs), dtype=bool)
+
+    def split(self):
+        return self.params[: self.L], (self.params[self.L:] if self.bias else None)
+
+    def freeze(self, rows: np.ndarray, diverged: np.ndarray, grads, t: int) -> None:
+        """Stop `rows`: diverged ones go back to the last finite state; nothing of theirs moves again."""
+        back = torch.as_tensor(rows[diverged], device=self.device)
+        if t and len(back):
+            for p, q in zip(self.params, self.prev):
+                p[back] = q[back]
+        idx = torch.as_tensor(rows, device=self.device)
+        for g in grads:
+            g[idx] = 0
+        map_state(self.state, lambda s: s.index_fill_(0, idx, 0))
+        self.frozen[rows] = True
+
+    def compact(self, grads) -> list:
+        """Drop frozen rows once they are an eighth of the stack; returns the kept gradients."""
+        if self.frozen.sum() < max(1, len(self.alive) // 8):
+            return grads
+        keep_host = np.flatnonzero(~self.frozen)
+        keep = torch.as_tensor(keep_host, device=self.device)
+        self.params = [p[keep] for p in self.params]
+        self.state = map_state(self.state, lambda s: s[keep])
+        self.prev = [torch.empty_like(p) for p in self.params]
+        self.alive, self.frozen = self.alive[keep_host], np.zeros(len(keep_host), dtype=bool)
+        return [g[keep] for g in grads]
+
+    def update(self, grads, lr: np.ndarray, config) -> None:
+        """One optimizer step with per-row learning rates (B,), keeping the current state in `prev`."""
+        lr = torch.as_tensor(lr, device=self.device).to(self.dtype).view(-1, 1, 1)
+        if config.optimizer == "sgd":
+            new, self.state = sgd_into(self.prev, self.params, grads, self.state, lr, config)
+            self.prev, self.params = self.params, new
+            return
+        for p, q in zip(self.params, self.prev):
+            q.copy_(p)
+        self.state = optim.step(config.optimizer, self.params, grads, self.state, lr, config)
+
+    def finals(self, rows: np.ndarray, configs) -> list:
+        """(factors, biases) of `rows` as float64 NumPy arrays cut to each run's widths."""
+        widths = [configs[i].widths for i in self.alive[rows]]
+        Ws = unstack(self.params[: self.L], rows, widths)
+        bs = unstack(self.params[self.L:], rows, widths, biases=True) if self.bias else [None] * len(rows)
+        return list(zip(Ws, bs))
+
+
+def run_stack(path, configs, factors, lrs, widths, dtype, device):
+    """Train runs of one depth and one optimizer together.
+
+    Parameters
+    ----------
+    path : StatsPath or DataPath
+        Gives ``loss_and_grads(factors, biases)`` for the whole stack.
+    configs, factors, lrs
+        Per run: the config, the initial NumPy factors, the resolved learning rate.
+    widths : tuple of int
+        The padded widths of the stack.
+
+    Returns
+    -------
+    rules : StopRules
+        Histories, outcomes and messages.
+    finals : list of (factors, biases)
+        Each run's final NumPy parameters (the last finite state for diverged runs).
+    seconds : ndarray
+        Each run's share of the wall time: an epoch's time is split among its live runs.
+    """
+    stack = Stack(configs, factors, widths, dtype, device)
+    rules, schedule = StopRules(configs, lrs), Schedule(configs, lrs)
+    finals, seconds = [None] * len(configs), np.zeros(len(configs))
+    for t in range(int(rules.epochs.max()) + 1):
+        tick = time.perf_counter()
+        loss, gW, gb = path.loss_and_grads(*stack.split())
+        grads = gW + (gb or [])
+        live = np.flatnonzero(~stack.frozen)
+        runs = stack.alive[live]
+        stopped, diverged = rules.judge(t, runs, loss.detach().double().cpu().numpy()[live])
+        if stopped.any():
+            stack.freeze(live[stopped], diverged[stopped], grads, t)
+            for i, final in zip(runs[stopped], stack.finals(live[stopped], configs)):
+                finals[i] = final
+        if stack.frozen.all():
+            seconds[runs] += (time.perf_counter() - tick) / len(runs)
+            break
+        grads = stack.compact(grads)
+        lr = np.zeros(len(stack.alive))
+        lr[~stack.frozen] = schedule.at(t, stack.alive[~stack.frozen])
+        stack.update(grads, lr, configs[0])
+        seconds[runs] += (time.perf_counter() - tick) / len(runs)
+    return rules, finals, seconds

@@ -1,0 +1,171 @@
+r"""Squared loss of many stacked runs from the sufficient statistics: no pass over the rows.
+
+With A = XᵀX, C = XᵀY and any P₀ (here the least-squares solution), write e = XP₀ − Y,
+r = Xᵀe = AP₀ − C and L* = ‖e‖². For P = W1⋯WL and Δ = P − P₀, exactly:
+
+.. math::
+    \|XP - Y\|^2 = \|R\Delta\|^2 + 2\operatorname{tr}(\Delta^\top r) + L^*,\qquad
+    \frac{\partial\,\|XP - Y\|^2}{\partial P} = 2(A\Delta + r),
+
+with RᵀR = A. At P₀ = P_ls, r vanishes up to rounding, so the loss is a sum of
+nonnegative terms: it keeps its relative accuracy down to zero, where the textbook
+tr(PᵀAP) − 2tr(PᵀC) + ‖Y‖² loses everything below eps·‖Y‖² to cancellation. An epoch
+then costs O(B·(d²k + Σ d·h_j·h_{j+1})), whatever n.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.linalg import blas
+
+from ..stats import Stats
+from .batched_stack import backward
+
+# L* and r come from the rows when L* is below this fraction of ‖Y‖² (cancellation would
+# cost more than 1e-12 of it), or when the rows are few enough (entries of X) to pass cheaply
+RESIDUAL_FLOOR = 1e-4
+SMALL_DATA = 2**24
+
+
+def gram_stats(X, Y, chunk_rows: int = 8192) -> Stats:
+    """:class:`~linlab.stats.Stats` of (X, Y) in float64 from one pass of rank-k updates.
+
+    The Gram matrix of [X, Y, 1] holds XᵀX, XᵀY, ‖Y‖², Σx, Σy and n; each chunk of rows
+    is copied to float64 and added with BLAS ``dsyrk`` (half the work of a product).
+    X may be a memory map: only `chunk_rows` rows are in float64 at a time.
+
+    Examples
+    --------
+    >>> X, Y = np.arange(12.).reshape(4, 3), np.ones((4, 2))
+    >>> s = gram_stats(X, Y, chunk_rows=3)
+    >>> bool(np.allclose(s.A, X.T @ X)), bool(np.allclose(s.C, X.T @ Y)), s.yy, s.n
+    (True, True, 8.0, 4)
+    """
+    n, d = X.shape
+    k = Y.shape[1]
+    m = max(1, min(int(chunk_rows), n))
+    buf = np.empty((m, d + k + 1))
+    buf[:, -1] = 1.0
+    M = np.zeros((d + k + 1, d + k + 1), order="F")
+    for start in range(0, n, m):
+        b = buf[: min(m, n - start)]
+        b[:, :d] = X[start:start + m]
+        b[:, d:d + k] = Y[start:start + m]
+        # bᵀ is Fortran-ordered, so dsyrk(trans=0) forms bᵀb in place, upper triangle only
+        M = blas.dsyrk(1.0, b.T, beta=1.0, c=M, trans=0, overwrite_c=1)
+    M = np.triu(M) + np.triu(M, 1).T
+    return Stats(
+        M[:d, :d].copy(), M[:d, d:d + k].copy(), float(np.trace(M[d:d + k, d:d + k])), n,
+        M[:d, -1].copy(), M[d:d + k, -1].copy(),
+    )
+
+
+@dataclass(frozen=True)
+class LeastSquaresTerms:
+    """P₀, a root R of A, r = AP₀ − C and L* = ‖XP₀ − Y‖², all float64."""
+
+    P: np.ndarray  # (d, k) the least-squares solution (minimum norm)
+    root: np.ndarray  # (d, d) R with RᵀR = A
+    r: np.ndarray  # (d, k) AP₀ − C, rounding-sized
+    loss: float  # L*, the least-squares minimum of the summed loss
+    on_rows: bool  # whether r and L* were computed from the rows
+
+
+def _root(A: np.ndarray, evals: np.ndarray, V: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.cholesky(A).T  # A = LLᵀ, R = Lᵀ
+    except np.linalg.LinAlgError:  # singular A (collinear features, d > n)
+        return np.sqrt(np.clip(evals, 0.0, None))[:, None] * V.T
+
+
+def least_squares_terms(stats: Stats, X=None, Y=None, chunk_rows: int = 8192) -> LeastSquaresTerms:
+    """The constants of the exact loss decomposition, computed once per dataset.
+
+    When the rows X, Y are given and either they are few (``SMALL_DATA`` entries) or L* is
+    below ``RESIDUAL_FLOOR`` times the terms it is computed from, r and L* come from one
+    pass over them: e = XP₀ − Y, L* = ‖e‖², r = Xᵀe. Otherwise from the statistics,
+    L* = ‖Y‖² − 2tr(P₀ᵀC) + tr(P₀ᵀAP₀), whose rounding is then far below L*.
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).standard_normal((50, 3))
+    >>> t = least_squares_terms(Stats.of(X, X @ np.ones((3, 1))), X, X @ np.ones((3, 1)))
+    >>> bool(np.allclose(t.P, 1.0)), t.on_rows, t.loss < 1e-25
+    (True, True, True)
+    """
+    A = 0.5 * (stats.A + stats.A.T)
+    evals, V = np.linalg.eigh(A)
+    cutoff = max(evals.max(initial=0.0), 0.0) * A.shape[0] * np.finfo(np.float64).eps
+    inv = np.where(evals > cutoff, 1.0 / np.where(evals > cutoff, evals, 1.0), 0.0)
+    P = V @ (inv[:, None] * (V.T @ stats.C))  # (d, k) minimum-norm solution
+    AP = A @ P
+    fit_terms = (stats.yy, 2.0 * float(np.sum(P * stats.C)), float(np.sum(P * AP)))
+    loss = fit_terms[0] - fit_terms[1] + fit_terms[2]
+    root = _root(A, evals, V)
+    small = X is not None and X.shape[0] * X.shape[1] <= SMALL_DATA
+    if X is None or (not small and loss > RESIDUAL_FLOOR * sum(abs(v) for v in fit_terms)):
+        return LeastSquaresTerms(P, root, AP - stats.C, max(loss, 0.0), False)
+    r, loss = np.zeros_like(P), 0.0
+    for start in range(0, X.shape[0], max(1, int(chunk_rows))):
+        x = np.asarray(X[start:start + chunk_rows], dtype=np.float64)
+        e = x @ P - np.asarray(Y[start:start + chunk_rows], dtype=np.float64)  # (m, k)
+        loss += float(np.sum(e * e))
+        r += x.T @ e
+    return LeastSquaresTerms(P, root, r, loss, True)
+
+
+class StatsPath:
+    """Loss and gradients of stacked runs for the squared loss, from the statistics.
+
+    Parameters
+    ----------
+    stats : Stats
+    terms : LeastSquaresTerms
+    reduction : {"sum", "mean"}
+        ``"mean"`` divides loss and gradient by n·k.
+    dtype, device
+        Of the stacked runs; the constants are cast once.
+
+    Examples
+    --------
+    >>> X, Y = np.eye(3), np.ones((3, 1))
+    >>> s = Stats.of(X, Y)
+    >>> path = StatsPath(s, least_squares_terms(s, X, Y), "sum", torch.float64, "cpu")
+    >>> loss, grads, _ = path.loss_and_grads([torch.zeros(2, 3, 1, dtype=torch.float64)])
+    >>> loss.tolist(), grads[0][0].flatten().tolist()
+    ([3.0, 3.0], [-2.0, -2.0, -2.0])
+    """
+
+    def __init__(self, stats: Stats, terms: LeastSquaresTerms, reduction: str, dtype, device):
+        self.d, self.k = stats.n_features, stats.n_targets
+        self.divisor = 1 if reduction == "sum" else stats.n * stats.n_targets
+
+        def tensor(a):
+            return torch.as_tensor(np.ascontiguousarray(a), device=device).to(dtype)
+
+        A = 0.5 * (stats.A + stats.A.T)
+        self.root_and_A = tensor(np.hstack([terms.root.T, A]))  # (d, 2d): [Rᵀ | A]
+        self.P, self.r = tensor(terms.P), tensor(terms.r)
+        self.floor = terms.loss
+
+    def loss_and_grads(self, factors, biases=None):
+        """Per-run loss (B,) and gradients of every factor; biases are not supported here."""
+        if biases is not None:
+            raise ValueError("the statistics path has no biases; use path='data' for bias=True.")
+        d, k, B = self.d, self.k, factors[0].shape[0]
+        Qs = [factors[0]]  # Q_j = W1⋯Wj, (B, d, H_j)
+        for W in factors[1:]:
+            Qs.append(torch.bmm(Qs[-1], W))
+        D = Qs[-1] - self.P  # (B, d, k) Δ
+        ZE = D.transpose(1, 2).reshape(B * k, d) @ self.root_and_A  # (B k, 2d): [(RΔ)ᵀ | ΔᵀA]
+        quad = ZE[:, :d].reshape(B, k * d).square().sum(1)  # ‖RΔ‖²
+        lin = (D * self.r).sum((1, 2))  # tr(Δᵀr)
+        loss = (quad + 2.0 * lin + self.floor) / self.divisor
+        E = ZE[:, d:].reshape(B, k, d).transpose(1, 2) + self.r  # (B, d, k) AΔ + r (A symmetric)
+        G = 2.0 * E / self.divisor if self.divisor != 1 else 2.0 * E
+        grads, _, G1 = backward([None] + Qs[:-1], G, factors, False)
+        grads[0] = G1  # the first layer's input is the identity
+        return loss, grads, None
