@@ -136,8 +136,10 @@ def test_a_tiny_memory_budget_gives_the_same_results(seed_data, noisy):
     configs = sweep(dict(momentum=0.9), SGD_LRS, epochs=80)
     whole = fit_batched(seed_data, configs)
     pieces = fit_batched(seed_data, configs, memory_budget=20_000)
+    # equal to rounding (BLAS kernels may sum in another order for another number of rows),
+    # here amplified by runs on their way to diverging
     for a, b in zip(whole, pieces, strict=True):
-        assert_same_run(a, b, rtol=1e-13)
+        assert_same_run(a, b, rtol=1e-11)
     lp = [TrainConfig(widths=w, loss="huber", lr=1e-3, epochs=30, seed=1) for w in [(5, 3), (5, 4, 3), (5, 7, 3)]]
     for a, b in zip(fit_batched(noisy, lp), fit_batched(noisy, lp, memory_budget=3_000), strict=True):
         assert_same_run(a, b, rtol=1e-12)

@@ -140,32 +140,43 @@ class StatsPath:
     """
 
     def __init__(self, stats: Stats, terms: LeastSquaresTerms, reduction: str, dtype, device):
-        self.d, self.k = stats.n_features, stats.n_targets
+        d, k = self.d, self.k = stats.n_features, stats.n_targets
         self.divisor = 1 if reduction == "sum" else stats.n * stats.n_targets
-
-        def tensor(a):
-            return torch.as_tensor(np.ascontiguousarray(a), device=device).to(dtype)
-
+        self.dtype, self.device, self.floor = dtype, device, terms.loss
+        scale = 2.0 / self.divisor
         A = 0.5 * (stats.A + stats.A.T)
-        self.root_and_A = tensor(np.hstack([terms.root.T, A]))  # (d, 2d): [Rᵀ | A]
-        self.P, self.r = tensor(terms.P), tensor(terms.r)
-        self.floor = terms.loss
+        # one product of Δᵀ (rows (run, target)) with [Rᵀ | sA | r] plus [0 | srᵀ | 0] gives
+        # (RΔ)ᵀ, the gradient (∂ℓ/∂P)ᵀ = s(ΔᵀA + rᵀ) and Δᵀr, with s = 2 / divisor
+        self.operator = self._tensor(np.hstack([terms.root.T, scale * A, terms.r]))  # (d, 2d + k)
+        self.offset = np.hstack([np.zeros((k, d)), scale * terms.r.T, np.zeros((k, k))])  # (k, 2d + k)
+        self.tile = self._tensor(self.offset)
+        self.Pt = self._tensor(terms.P.T)  # (k, d)
+
+    def _tensor(self, a) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(a), device=self.device).to(self.dtype)
+
+    def _offsets(self, B: int) -> torch.Tensor:
+        # `offset` repeated for B runs; rows repeat with period k, so one tile serves any smaller B
+        if self.tile.shape[0] < B * self.k:
+            self.tile = self._tensor(np.tile(self.offset, (B, 1)))
+        return self.tile[: B * self.k]
 
     def loss_and_grads(self, factors, biases=None):
         """Per-run loss (B,) and gradients of every factor; biases are not supported here."""
         if biases is not None:
             raise ValueError("the statistics path has no biases; use path='data' for bias=True.")
-        d, k, B = self.d, self.k, factors[0].shape[0]
-        Qs = [factors[0]]  # Q_j = W1⋯Wj, (B, d, H_j)
-        for W in factors[1:]:
+        d, k, B, L = self.d, self.k, factors[0].shape[0], len(factors)
+        Qs = [factors[0]]  # Q_j = W1⋯Wj for j < L, (B, d, H_j)
+        for W in factors[1:-1]:
             Qs.append(torch.bmm(Qs[-1], W))
-        D = Qs[-1] - self.P  # (B, d, k) Δ
-        ZE = D.transpose(1, 2).reshape(B * k, d) @ self.root_and_A  # (B k, 2d): [(RΔ)ᵀ | ΔᵀA]
-        quad = ZE[:, :d].reshape(B, k * d).square().sum(1)  # ‖RΔ‖²
-        lin = (D * self.r).sum((1, 2))  # tr(Δᵀr)
+        # Pᵀ = W_Lᵀ Q_{L-1}ᵀ, (B, k, d): the rows of Δᵀ are then contiguous
+        Pt = factors[0].transpose(1, 2) if L == 1 else torch.bmm(factors[-1].transpose(1, 2), Qs[-1].transpose(1, 2))
+        Dt = (Pt - self.Pt).reshape(B * k, d)  # Δᵀ
+        Z = torch.addmm(self._offsets(B), Dt, self.operator)  # (B k, 2d + k)
+        quad = Z[:, :d].square().reshape(B, k * d).sum(1)  # ‖RΔ‖²
+        lin = Z[:, 2 * d:].reshape(B, k, k).diagonal(dim1=1, dim2=2).sum(1)  # tr(Δᵀr)
         loss = (quad + 2.0 * lin + self.floor) / self.divisor
-        E = ZE[:, d:].reshape(B, k, d).transpose(1, 2) + self.r  # (B, d, k) AΔ + r (A symmetric)
-        G = 2.0 * E / self.divisor if self.divisor != 1 else 2.0 * E
-        grads, _, G1 = backward([None] + Qs[:-1], G, factors, False)
+        G = Z[:, d:2 * d].reshape(B, k, d).transpose(1, 2)  # (B, d, k) ∂ℓ/∂P
+        grads, _, G1 = backward([None] + Qs, G, factors, False)
         grads[0] = G1  # the first layer's input is the identity
         return loss, grads, None
