@@ -198,7 +198,7 @@ class _Paths:
         ident = ("stats", reduction, key.dtype, key.device)
         if ident not in self.cache:
             if self._terms is None:
-                stats = gram_stats(self.data.X, self.data.Y)
+                stats = gram_stats(self.data.X, self.data.Y, device=device)
                 self._terms = stats, least_squares_terms(stats, self.data.X, self.data.Y)
             self.cache[ident] = StatsPath(*self._terms, reduction, dtype, device)
         return self.cache[ident]

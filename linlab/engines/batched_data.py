@@ -18,6 +18,9 @@ import torch
 from ..losses import loss_grad
 from .batched_stack import backward
 
+CACHE_BYTES = 4 * 2**20  # a layer's activations per chunk of rows, all runs together
+MIN_ROWS = 32  # the fewest rows per chunk the cache bound may ask for
+
 
 def per_run_loss(R, loss: str, p: float = 4.0, delta: float = 1.0):
     """Σ over rows and targets of ℓ(R) for each run: R (B, m, k) → (B,).
@@ -89,9 +92,11 @@ class DataPath:
         return self._tensor(X[rows]), self._tensor(Y[rows])
 
     def chunk_rows(self, B: int, widths) -> int:
-        """Rows per chunk so that B runs' activations fit half the memory budget."""
+        """Rows per chunk: B runs' activations fit half the memory budget, and one layer's
+        activations about ``CACHE_BYTES`` (passes over cache-sized tensors run 2-3x faster)."""
         per_row = self.itemsize * (B * (3 * sum(widths[1:]) + 2 * widths[1] + 3 * widths[-1]) + self.d + self.k)
-        return int(max(1, min(self.n, (self.budget // 2) // per_row)))
+        cached = max(MIN_ROWS, CACHE_BYTES // (self.itemsize * B * max(widths[1:])))
+        return int(max(1, min(self.n, (self.budget // 2) // per_row, cached)))
 
     def loss_and_grads(self, factors, biases=None, rows: np.ndarray | None = None, grads: bool = True):
         """Per-run loss (B,), factor gradients and bias gradients (or None).

@@ -43,7 +43,7 @@ class BatchedEngine(Engine):
         self.full_batch = choose_path(config, "auto", data.n_samples) != "minibatch"
         self.path = self.rows
         if self.full_batch and choose_path(config, "auto", data.n_samples) == "stats":
-            stats = gram_stats(data.X, data.Y)
+            stats = gram_stats(data.X, data.Y, device=self.device)
             terms = least_squares_terms(stats, data.X, data.Y)
             self.path = StatsPath(stats, terms, config.reduction, self.dtype, self.device)
         self.val = None if val is None else DataPath(val.X, val.Y, *rows)

@@ -58,37 +58,51 @@ class StopRules:
         B, T = len(configs), max(c.epochs for c in configs)
         get = lambda name: np.array([getattr(c, name) for c in configs])  # noqa: E731
         self.epochs, self.tol, self.window = get("epochs"), get("tol"), get("stall_window")
-        self.rtol, self.factor = get("stall_rtol"), get("diverge_factor")
+        self.rtol, self.limit = get("stall_rtol"), get("diverge_factor").astype(np.float64)
+        self.ends, self.first_window = set(self.epochs.tolist()), int(self.window.min())
         self.history, self.best = np.zeros((T + 1, B)), np.zeros((T + 1, B))  # [t, run]
         self.length = np.zeros(B, dtype=int)  # entries of history recorded
         self.outcome = ["max_epochs"] * B
         self.message, self.epochs_to_tol = [""] * B, [None] * B
 
     def judge(self, t: int, runs: np.ndarray, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Record epoch `t` of `runs`; return (stopped, diverged) masks over `runs`."""
-        first = self.history[0, runs] if t else loss
-        with np.errstate(invalid="ignore", over="ignore"):
-            diverged = ~np.isfinite(loss) | ((t > 0) & (loss > self.factor[runs] * np.maximum(first, 1e-300)))
-        ok, fine = runs[~diverged], loss[~diverged]
+        """Record epoch `t` of `runs`; return (stopped, diverged) masks over `runs`.
+
+        ``diverged``: the loss is not finite, or (after epoch 0) above diverge_factor times
+        the initial loss; ``max_epochs``: t = epochs; ``converged``: loss <= tol; ``stalled``:
+        the best loss fell by at most stall_rtol (relative) over the last stall_window epochs.
+        """
+        if t == 0:
+            diverged = ~np.isfinite(loss)
+            self.limit[runs] *= np.maximum(np.where(diverged, 0.0, loss), 1e-300)
+        else:
+            diverged = ~(loss <= self.limit[runs])  # also true for NaN
+        ok, fine = (runs, loss) if not diverged.any() else (runs[~diverged], loss[~diverged])
         self.history[t, ok] = fine
         self.best[t, ok] = np.minimum(self.best[t - 1, ok], fine) if t else fine
-        self.length[ok] = t + 1
-        end = ~diverged & (t == self.epochs[runs])
-        converged = ~diverged & ~end & (loss <= self.tol[runs])
-        w = self.window[runs]
-        past = self.best[np.where(t >= w, t - w, 0), runs]
-        stalled = ~diverged & ~end & ~converged & (t >= w) & (
-            past - self.best[t, runs] <= self.rtol[runs] * past)
-        for outcome, mask in (("diverged", diverged), ("max_epochs", end), ("converged", converged),
-                              ("stalled", stalled)):
-            for i, value in zip(runs[mask], loss[mask]):
-                self._stop(int(i), t, outcome, float(value))
-        return diverged | end | converged | stalled, diverged
+        stopped = diverged | (loss <= self.tol[runs])
+        masks = [("diverged", diverged), ("converged", ~diverged & (loss <= self.tol[runs]))]
+        if t in self.ends:
+            end = ~diverged & (t == self.epochs[runs])
+            masks[1] = ("converged", masks[1][1] & ~end)
+            masks.append(("max_epochs", end))
+            stopped |= end
+        if t >= self.first_window:
+            w = self.window[runs]
+            past = self.best[np.where(t >= w, t - w, 0), runs]
+            stall = ~stopped & (t >= w) & (past - self.best[t, runs] <= self.rtol[runs] * past)
+            masks.append(("stalled", stall))
+            stopped |= stall
+        if stopped.any():
+            for outcome, mask in masks:
+                for i, value in zip(runs[mask], loss[mask]):
+                    self._stop(int(i), t, outcome, float(value))
+        return stopped, diverged
 
     def _stop(self, i: int, t: int, outcome: str, loss: float) -> None:
         # the same sentences as linlab.engines.fit
         c, best = self.configs[i], self.best[:, i]
-        self.outcome[i] = outcome
+        self.outcome[i], self.length[i] = outcome, t if outcome == "diverged" else t + 1
         if outcome == "diverged":
             self.message[i] = (
                 f"diverged at epoch {t}: loss became {loss:.4g} with lr={self.lrs[i]:.3g}; kept the "

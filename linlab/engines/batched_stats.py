@@ -15,11 +15,11 @@ then costs O(B·(d²k + Σ d·h_j·h_{j+1})), whatever n.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.linalg import blas
 
 from ..stats import Stats
 from .batched_stack import backward
@@ -30,12 +30,12 @@ RESIDUAL_FLOOR = 1e-4
 SMALL_DATA = 2**24
 
 
-def gram_stats(X, Y, chunk_rows: int = 8192) -> Stats:
-    """:class:`~linlab.stats.Stats` of (X, Y) in float64 from one pass of rank-k updates.
+def gram_stats(X, Y, chunk_rows: int = 16384, device="cpu") -> Stats:
+    """:class:`~linlab.stats.Stats` of (X, Y) in float64 from one pass over the rows.
 
-    The Gram matrix of [X, Y, 1] holds XᵀX, XᵀY, ‖Y‖², Σx, Σy and n; each chunk of rows
-    is copied to float64 and added with BLAS ``dsyrk`` (half the work of a product).
-    X may be a memory map: only `chunk_rows` rows are in float64 at a time.
+    The Gram matrix of [X, Y, 1] holds XᵀX, XᵀY, ‖Y‖², Σx, Σy and n: each chunk of rows is
+    copied into a float64 buffer (on `device`) and added with one product, BᵀB. X may be
+    a memory map: only `chunk_rows` rows are in float64 at a time.
 
     Examples
     --------
@@ -47,16 +47,18 @@ def gram_stats(X, Y, chunk_rows: int = 8192) -> Stats:
     n, d = X.shape
     k = Y.shape[1]
     m = max(1, min(int(chunk_rows), n))
-    buf = np.empty((m, d + k + 1))
+    buf = torch.empty((m, d + k + 1), dtype=torch.float64, device=device)
     buf[:, -1] = 1.0
-    M = np.zeros((d + k + 1, d + k + 1), order="F")
-    for start in range(0, n, m):
-        b = buf[: min(m, n - start)]
-        b[:, :d] = X[start:start + m]
-        b[:, d:d + k] = Y[start:start + m]
-        # bᵀ is Fortran-ordered, so dsyrk(trans=0) forms bᵀb in place, upper triangle only
-        M = blas.dsyrk(1.0, b.T, beta=1.0, c=M, trans=0, overwrite_c=1)
-    M = np.triu(M) + np.triu(M, 1).T
+    M = torch.zeros((d + k + 1, d + k + 1), dtype=torch.float64, device=device)
+    with warnings.catch_warnings():  # read-only memory maps: the rows are only read
+        warnings.simplefilter("ignore", UserWarning)
+        for start in range(0, n, m):
+            b = buf[: min(m, n - start)]
+            b[:, :d].copy_(torch.from_numpy(np.asarray(X[start:start + m])))
+            b[:, d:d + k].copy_(torch.from_numpy(np.asarray(Y[start:start + m])))
+            M.addmm_(b.T, b)
+    M = M.cpu().numpy()
+    M = 0.5 * (M + M.T)
     return Stats(
         M[:d, :d].copy(), M[:d, d:d + k].copy(), float(np.trace(M[d:d + k, d:d + k])), n,
         M[:d, -1].copy(), M[d:d + k, -1].copy(),
@@ -170,7 +172,9 @@ class StatsPath:
         for W in factors[1:-1]:
             Qs.append(torch.bmm(Qs[-1], W))
         # Pᵀ = W_Lᵀ Q_{L-1}ᵀ, (B, k, d): the rows of Δᵀ are then contiguous
-        Pt = factors[0].transpose(1, 2) if L == 1 else torch.bmm(factors[-1].transpose(1, 2), Qs[-1].transpose(1, 2))
+        Pt = factors[0].transpose(1, 2)
+        if L > 1:
+            Pt = torch.bmm(factors[-1].transpose(1, 2), Qs[-1].transpose(1, 2))
         Dt = (Pt - self.Pt).reshape(B * k, d)  # Δᵀ
         Z = torch.addmm(self._offsets(B), Dt, self.operator)  # (B k, 2d + k)
         quad = Z[:, :d].square().reshape(B, k * d).sum(1)  # ‖RΔ‖²
