@@ -125,7 +125,9 @@ def _theory(run: _Run) -> None:
         if floor.binding:
             run.floor = floor
             nums["floor_loss"], nums["floor_share"] = floor.loss, floor.share
-    start = init_factors(c.widths, c.init, c.init_scale, c.seed)
+    start = run.result.initial_factors
+    if start is None:  # rebuilt from the config's init and seed
+        start = init_factors(c.widths, c.init, c.init_scale, c.seed)
     biases = [np.zeros(w) for w in c.widths[1:]] if c.bias else None
     if c.depth == 1 and c.loss != "lp":
         lam = theory.hessian_spectrum(data, reduction=c.reduction, intercept=c.bias)
@@ -135,7 +137,10 @@ def _theory(run: _Run) -> None:
         top = theory.top_curvature(theory.as_stats(data), start, c.reduction, biases)
         run.stable_lr = 2.0 / top if top > 0 else None
     if c.depth > 1 or c.loss == "lp":
-        nums["bound_at"] = f"initial factors (init={c.init!r}, seed={c.seed})"
+        nums["bound_at"] = (
+            "the run's initial factors" if run.result.initial_factors is not None
+            else f"initial factors (init={c.init!r}, seed={c.seed})"
+        )
     try:
         run.suggested_lr = theory.auto_lr(data, c, start, biases)
     except ValueError as err:

@@ -29,6 +29,7 @@ class RunResult:
     epochs_to_tol: int | None = None  # first t with history[t] <= tol
     seconds: float = 0.0  # wall time of the training loop
     distance_to_true: float | None = None  # ‖W − W_true‖_F / ‖W_true‖_F when W_true is known
+    initial_factors: list[np.ndarray] | None = None  # where the run started (single runs)
     extra: dict = field(default_factory=dict)
 
     @property

@@ -106,3 +106,18 @@ def test_text_and_dict():
                   ["faster"])
     assert d.to_dict()["numbers"] == {"lr": 1e-5, "n": 3, "x": None, "b": "inf"}
     assert d.text().splitlines() == ["too_slow: slow.", "  lr = 1e-05", "  n = 3", "  b = inf", "  - faster"]
+
+
+def test_bounds_are_taken_at_the_runs_own_initial_factors():
+    from linlab import TrainConfig, fit, seed_dataset, seed_factors
+    from linlab.diagnose import diagnose
+
+    data = seed_dataset()
+    start = seed_factors((10, 5, 2))
+    r = fit(data, TrainConfig(widths=(10, 5, 2), lr=1e-5, epochs=5), factors=start)
+    assert all(np.array_equal(a, b) for a, b in zip(r.initial_factors, start))
+    d = diagnose(r, data)
+    assert d.numbers["bound_at"] == "the run's initial factors"
+    from linlab.theory import as_stats, sharpness
+
+    assert np.isclose(d.numbers["stable_lr"], 2 / sharpness(as_stats(data), start), rtol=1e-6)

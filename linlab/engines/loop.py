@@ -201,5 +201,6 @@ def fit(
         history=np.asarray(history), epochs=len(history) - 1, lr=float(lr), factors=f, biases=b,
         val_history=np.asarray(val_history) if val is not None else None,
         epochs_to_tol=epochs_to_tol, seconds=seconds, distance_to_true=distance,
+        initial_factors=None if resume is not None else [np.array(W, dtype=np.float64) for W in factors],
         extra={"lr_changes": lr_changes} if lr_changes else {},
     )
