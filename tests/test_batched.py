@@ -31,6 +31,7 @@ def assert_same_run(r, ref, rtol=1e-8):
         assert np.max(np.abs(W - V)) <= rtol * np.max(np.abs(V))
     if ref.distance_to_true is not None:
         assert r.distance_to_true == pytest.approx(ref.distance_to_true, rel=rtol)
+    assert all(np.array_equal(W, V) for W, V in zip(r.initial_factors, ref.initial_factors, strict=True))
 
 
 def numpy_refs(data, configs, factors=None):

@@ -53,7 +53,7 @@ class _Key(NamedTuple):
 
 
 @contextmanager
-def flush_denormals():
+def _flush_denormals():
     """``torch.set_flush_denormal(True)`` inside, ``False`` after (denormals slow CPUs 30-50x)."""
     torch.set_flush_denormal(True)
     try:
@@ -264,7 +264,7 @@ def fit_batched(
     results: list[RunResult | None] = [None] * len(configs)
     tick = time.perf_counter()
     paths = _Paths(data, memory_budget)
-    with flush_denormals():
+    with _flush_denormals():
         for key, indices in groups.items():
             if key.path == "minibatch":
                 _one_by_one(data, configs, starts, key, indices, results)
@@ -294,7 +294,7 @@ def _stacked_class(data, configs, starts, lrs, key, indices, source, data_path, 
             source, group, [starts[i] for i in chunk], [lrs[i] for i in chunk], widths, dtype, device,
         )
         for j, i in enumerate(chunk):
-            results[i] = _record(data, group[j], key.device, rules, j, finals[j], seconds[j])
+            results[i] = _record(data, group[j], key.device, rules, j, finals[j], seconds[j], starts[i])
 
 
 def _one_by_one(data, configs, starts, key, indices, results) -> None:
@@ -314,7 +314,7 @@ def _config_record(config: TrainConfig, device: str, data_name: str) -> dict:
     return record
 
 
-def _record(data, config, device, rules, j, final, seconds) -> RunResult:
+def _record(data, config, device, rules, j, final, seconds, start) -> RunResult:
     n = int(rules.length[j])
     factors, biases = final
     distance = None
@@ -326,5 +326,5 @@ def _record(data, config, device, rules, j, final, seconds) -> RunResult:
         config=_config_record(config, device, data.name), outcome=rules.outcome[j], message=rules.message[j],
         history=rules.history[:n, j].copy(), epochs=n - 1, lr=float(rules.lrs[j]), factors=factors,
         biases=biases, epochs_to_tol=rules.epochs_to_tol[j], seconds=float(seconds),
-        distance_to_true=distance,
+        distance_to_true=distance, initial_factors=[np.array(W, dtype=np.float64) for W in start],
     )

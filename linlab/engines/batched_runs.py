@@ -51,7 +51,16 @@ def sgd_into(out, params, grads, state: optim.SGDState, lr, config):
 
 
 class StopRules:
-    """Histories and the stop rules of `fit`, vectorised over runs (NumPy, float64)."""
+    """Histories and the stop rules of `fit`, vectorised over runs (NumPy, float64).
+
+    Examples
+    --------
+    >>> from linlab import TrainConfig
+    >>> rules = StopRules([TrainConfig(epochs=5, tol=1.0), TrainConfig(epochs=5)], [0.1, 0.1])
+    >>> stopped, diverged = rules.judge(0, np.arange(2), np.array([0.5, 2.0]))
+    >>> stopped.tolist(), rules.outcome[0], rules.message[0]
+    ([True, False], 'converged', 'converged at epoch 0: loss 0.5 <= tol 1.')
+    """
 
     def __init__(self, configs, lrs):
         self.configs, self.lrs = configs, np.asarray(lrs, dtype=np.float64)
@@ -123,7 +132,15 @@ class StopRules:
 
 class Schedule:
     """Learning rates of many runs at one epoch: lr_at(config, t, lr) = lr · lr_at(config, t, 1)
-    (exactly: every schedule scales its base by a factor), one factor per distinct schedule."""
+    (exactly: every schedule scales its base by a factor), one factor per distinct schedule.
+
+    Examples
+    --------
+    >>> from linlab import TrainConfig
+    >>> configs = [TrainConfig(), TrainConfig(schedule="step", step_size=2, gamma=0.5)]
+    >>> Schedule(configs, [0.1, 0.2]).at(3, np.arange(2)).tolist()
+    [0.1, 0.1]
+    """
 
     def __init__(self, configs, lrs):
         self.base = np.asarray(lrs, dtype=np.float64)
@@ -145,6 +162,15 @@ class Stack:
 
     ``alive[row]`` is the run held in stack row `row`; ``frozen[row]`` marks rows whose run
     has stopped but which have not been dropped yet.
+
+    Examples
+    --------
+    >>> from linlab import TrainConfig
+    >>> configs = [TrainConfig(widths=(3, 2, 1)), TrainConfig(widths=(3, 4, 1))]
+    >>> stack = Stack(configs, [[np.ones((3, 2)), np.ones((2, 1))], [np.ones((3, 4)), np.ones((4, 1))]],
+    ...               (3, 4, 1), torch.float64, "cpu")
+    >>> [tuple(p.shape) for p in stack.params], [W.shape for W in stack.finals(np.array([0]), configs)[0][0]]
+    ([(2, 3, 4), (2, 4, 1)], [(3, 2), (2, 1)])
     """
 
     def __init__(self, configs, factors, widths, dtype, device):
@@ -222,6 +248,19 @@ def run_stack(path, configs, factors, lrs, widths, dtype, device):
         Each run's final NumPy parameters (the last finite state for diverged runs).
     seconds : ndarray
         Each run's share of the wall time: an epoch's time is split among its live runs.
+
+    Examples
+    --------
+    On ‖W − 1‖² (X = I, Y = 1) gradient descent halves the error at lr 0.25 and triples it at 2:
+
+    >>> from linlab import TrainConfig
+    >>> from linlab.engines.batched_data import DataPath
+    >>> path = DataPath(np.eye(3), np.ones((3, 1)), "squared", "sum", 4.0, 1.0, torch.float64, "cpu", 2**20)
+    >>> configs = [TrainConfig(widths=(3, 1), lr=lr, epochs=50) for lr in (0.25, 2.0)]
+    >>> start = [[np.zeros((3, 1))]] * 2
+    >>> rules, finals, _ = run_stack(path, configs, start, [0.25, 2.0], (3, 1), torch.float64, "cpu")
+    >>> rules.outcome, rules.length.tolist()
+    (['converged', 'diverged'], [9, 7])
     """
     stack = Stack(configs, factors, widths, dtype, device)
     rules, schedule = StopRules(configs, lrs), Schedule(configs, lrs)

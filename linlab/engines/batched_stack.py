@@ -59,7 +59,14 @@ def stack_factors(factors_list, widths, dtype, device) -> list[torch.Tensor]:
 
 
 def stack_biases(biases_list, widths, dtype, device) -> list[torch.Tensor]:
-    """Zero-padded biases (B, 1, H_j), one per layer; runs without biases get zeros."""
+    """Zero-padded biases (B, 1, H_j), one per layer; runs without biases get zeros.
+
+    Examples
+    --------
+    >>> bs = stack_biases([[np.ones(2), np.ones(1)], None], (3, 4, 1), torch.float64, "cpu")
+    >>> bs[0][:, 0].tolist()
+    [[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
+    """
     B, out = len(biases_list), []
     for j, H in enumerate(widths[1:]):
         host = np.zeros((B, 1, H))
@@ -72,7 +79,14 @@ def stack_biases(biases_list, widths, dtype, device) -> list[torch.Tensor]:
 
 
 def unstack(tensors, rows, widths_list, biases: bool = False) -> list[list[np.ndarray]]:
-    """Per-run float64 NumPy copies of stack rows `rows`, cut back to each run's widths."""
+    """Per-run float64 NumPy copies of stack rows `rows`, cut back to each run's widths.
+
+    Examples
+    --------
+    >>> Ws = [torch.ones(2, 3, 4), torch.ones(2, 4, 1)]
+    >>> [W.shape for W in unstack(Ws, np.array([1]), [(3, 2, 1)])[0]]
+    [(3, 2), (2, 1)]
+    """
     host = [t[torch.as_tensor(rows, device=t.device)].detach().cpu().double().numpy() for t in tensors]
     out = []
     for i, widths in enumerate(widths_list):
