@@ -168,6 +168,19 @@ def test_a_run_with_an_infinite_start_leaves_the_others_alone(seed_data):
         assert_same_run(results[i], refs[i])
 
 
+def test_auto_lr_is_resolved_and_lowered_as_fit_does(seed_data):
+    # the last run's loss rises on the way: fit halves its lr (at least) each time
+    configs = [TrainConfig(widths=w, lr="auto", epochs=400, seed=2) for w in [(10, 2), (10, 4, 2)]]
+    configs.append(TrainConfig(widths=(10, 5, 2), lr="auto", init="scaled", init_scale=0.1, epochs=400))
+    results = fit_batched(seed_data, configs)
+    for r, ref in zip(results, numpy_refs(seed_data, configs), strict=True):
+        assert r.lr == pytest.approx(ref.lr, rel=1e-9) and r.config["lr"] == "auto"
+        assert_same_run(r, ref)
+        assert [c["epoch"] for c in r.extra.get("lr_changes", [])] == [
+            c["epoch"] for c in ref.extra.get("lr_changes", [])]
+    assert results[-1].extra["lr_changes"]
+
+
 def test_minibatch_runs_go_through_the_single_run_loop(noisy):
     configs = [TrainConfig(widths=(5, 4, 3), lr=2e-4, epochs=20, batch_size=16, momentum=0.5, seed=1),
                TrainConfig(widths=(5, 3), lr=2e-4, epochs=20, seed=2)]

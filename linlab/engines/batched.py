@@ -25,7 +25,7 @@ import torch
 
 from ..config import TrainConfig
 from ..data import Dataset
-from ..models import end_to_end, init_factors
+from ..models import end_to_end, init_biases, init_factors
 from ..results import RunResult
 from .batched_data import DataPath
 from .batched_runs import run_stack
@@ -124,7 +124,7 @@ def _resolve_lr(data, config, factors) -> float:
         return float(config.lr)
     from ..theory import auto_lr
 
-    return float(auto_lr(data, config, factors, None))
+    return float(auto_lr(data, config, factors, init_biases(config.widths, config.bias)))
 
 
 def _key(config, path, device, n_samples) -> _Key:
@@ -291,7 +291,7 @@ def _stacked_class(data, configs, starts, lrs, key, indices, source, data_path, 
     for chunk in _chunks(indices, key, widths, configs, budget, data_path):
         group = [configs[i] for i in chunk]
         rules, finals, seconds = run_stack(
-            source, group, [starts[i] for i in chunk], [lrs[i] for i in chunk], widths, dtype, device,
+            source, group, [starts[i] for i in chunk], [lrs[i] for i in chunk], widths, dtype, device, data,
         )
         for j, i in enumerate(chunk):
             results[i] = _record(data, group[j], key.device, rules, j, finals[j], seconds[j], starts[i])
@@ -327,4 +327,5 @@ def _record(data, config, device, rules, j, final, seconds, start) -> RunResult:
         history=rules.history[:n, j].copy(), epochs=n - 1, lr=float(rules.lrs[j]), factors=factors,
         biases=biases, epochs_to_tol=rules.epochs_to_tol[j], seconds=float(seconds),
         distance_to_true=distance, initial_factors=[np.array(W, dtype=np.float64) for W in start],
+        extra={"lr_changes": rules.lr_changes[j]} if rules.lr_changes.get(j) else {},
     )

@@ -69,6 +69,9 @@ class StopRules:
         self.epochs, self.tol, self.window = get("epochs"), get("tol"), get("stall_window")
         self.rtol, self.limit = get("stall_rtol"), get("diverge_factor").astype(np.float64)
         self.ends, self.first_window = set(self.epochs.tolist()), int(self.window.min())
+        # lr="auto" beyond depth 1: fit lowers the lr whenever the loss rises (theory.reestimate_lr)
+        self.auto = np.array([c.lr == "auto" and c.depth > 1 and c.momentum == 0 for c in configs])
+        self.lr_changes: dict[int, list] = {}
         self.history, self.best = np.zeros((T + 1, B)), np.zeros((T + 1, B))  # [t, run]
         self.length = np.zeros(B, dtype=int)  # entries of history recorded
         self.outcome = ["max_epochs"] * B
@@ -228,7 +231,19 @@ class Stack:
         return list(zip(Ws, bs))
 
 
-def run_stack(path, configs, factors, lrs, widths, dtype, device):
+def _reestimate(data, configs, rules, schedule, stack, t, rows, runs) -> None:
+    """lr="auto" runs whose loss rose: the lr fit would go on with (theory.reestimate_lr)."""
+    from ..theory import reestimate_lr
+
+    rose = rules.auto[runs] & (rules.history[t, runs] > rules.history[t - 1, runs])
+    for row, i in zip(rows[rose], runs[rose]):
+        changes = rules.lr_changes.setdefault(int(i), [])
+        lr = reestimate_lr(data, configs[i], lambda row=row: stack.finals(np.array([row]), configs)[0],
+                           float(rules.lrs[i]), rules.history[: t + 1, i].tolist(), changes)
+        rules.lrs[i] = schedule.base[i] = lr
+
+
+def run_stack(path, configs, factors, lrs, widths, dtype, device, data=None):
     """Train runs of one depth and one optimizer together.
 
     Parameters
@@ -239,6 +254,9 @@ def run_stack(path, configs, factors, lrs, widths, dtype, device):
         Per run: the config, the initial NumPy factors, the resolved learning rate.
     widths : tuple of int
         The padded widths of the stack.
+    data : Dataset, optional
+        Needed by runs with ``lr="auto"`` beyond depth 1, whose lr is lowered when the
+        loss rises, as :func:`linlab.engines.fit` does.
 
     Returns
     -------
@@ -279,6 +297,8 @@ def run_stack(path, configs, factors, lrs, widths, dtype, device):
         if stack.frozen.all():
             seconds[runs] += (time.perf_counter() - tick) / len(runs)
             break
+        if t and rules.auto.any():
+            _reestimate(data, configs, rules, schedule, stack, t, live[~stopped], runs[~stopped])
         grads = stack.compact(grads)
         lr = np.zeros(len(stack.alive))
         lr[~stack.frozen] = schedule.at(t, stack.alive[~stack.frozen])

@@ -54,8 +54,8 @@ def gram_stats(X, Y, chunk_rows: int = 16384, device="cpu") -> Stats:
         warnings.simplefilter("ignore", UserWarning)
         for start in range(0, n, m):
             b = buf[: min(m, n - start)]
-            b[:, :d].copy_(torch.from_numpy(np.asarray(X[start:start + m])))
-            b[:, d:d + k].copy_(torch.from_numpy(np.asarray(Y[start:start + m])))
+            b[:, :d].copy_(torch.from_numpy(np.ascontiguousarray(X[start:start + m])))
+            b[:, d:d + k].copy_(torch.from_numpy(np.ascontiguousarray(Y[start:start + m])))
             M.addmm_(b.T, b)
     M = M.cpu().numpy()
     M = 0.5 * (M + M.T)
