@@ -1,7 +1,6 @@
 """Sweeps: grid expansion and ids, grid errors, tables that agree with single runs, resume,
 atomic writes, FLOPs, and the best lr per architecture against the stability bound."""
 
-import importlib
 import math
 import os
 import sys
@@ -14,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import linlab.sweeps as sweep_module  # noqa: E402
 from linlab import TrainConfig, fit
 from linlab.data import synthetic
 from linlab.models import n_params
@@ -27,8 +27,6 @@ from linlab.sweeps.table import (
     to_table,
     write_table,
 )
-
-sweep_module = importlib.import_module("linlab.sweeps")
 
 SMALL = synthetic(n=60, d=4, k=2, seed=3)
 
@@ -312,14 +310,7 @@ def test_sweep_reads_toml_and_dicts(tmp_path):
         sweep_module.sweep(3)
 
 
-@pytest.mark.skipif(sweep_module.default_engine() == "batched", reason="the batched engine is installed")
-def test_the_batched_engine_missing_is_a_named_error():
-    with pytest.raises(ValueError, match="engine='batched' needs linlab.engines.batched"):
-        sweep_module.sweep(Grid(fixed={"engine": "batched", "epochs": 3}), data=SMALL)
-
-
 def test_the_batched_engine_agrees_with_single_runs():
-    pytest.importorskip("linlab.engines.batched")
     grid = small_grid()
     batched = sweep_module.sweep(Grid(fixed={**grid.fixed, "engine": "batched"}, axes=grid.axes), data=SMALL)
     single = sweep_module.sweep(grid, data=SMALL)

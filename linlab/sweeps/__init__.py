@@ -9,7 +9,6 @@ compares architectures fairly: each at its own best learning rate from the grid.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -32,23 +31,12 @@ from .table import (
 )
 
 __all__ = [
-    "SCHEMA", "Grid", "Run", "axis_values", "best_per_architecture", "default_engine", "expand",
+    "SCHEMA", "Grid", "Run", "axis_values", "best_per_architecture", "expand",
     "flops_per_epoch", "histories_path", "read_table", "run_batch", "run_id", "sweep", "write_table",
 ]
 
 MEMORY_BUDGET = 2 * 1024**3  # bytes the batched engine may use for one batch
 RUNS_PER_BATCH = {"batched": 256, "single": 16}  # runs executed, then saved, together
-
-
-def default_engine() -> str:
-    """``"batched"`` when the batched engine is installed, else ``"numpy"``.
-
-    Examples
-    --------
-    >>> default_engine() in ("batched", "numpy")
-    True
-    """
-    return "batched" if importlib.util.find_spec("linlab.engines.batched") is not None else "numpy"
 
 
 def run_batch(data: Dataset, configs: Sequence[TrainConfig], *, device: str | None = None,
@@ -67,9 +55,6 @@ def run_batch(data: Dataset, configs: Sequence[TrainConfig], *, device: str | No
     results: list[RunResult | None] = [None] * len(configs)
     together = [i for i, c in enumerate(configs) if c.engine == "batched"]
     if together:
-        if default_engine() != "batched":
-            raise ValueError("engine='batched' needs linlab.engines.batched, which this installation "
-                             "lacks; set engine = 'numpy' (or 'autograd', 'module') in [fixed].")
         from ..engines.batched import fit_batched
 
         batch = fit_batched(data, [configs[i] for i in together], device=device, memory_budget=memory_budget)
@@ -156,7 +141,7 @@ def sweep(
     csv = out is not None and out.suffix.lower() == ".csv" if csv is None else csv
     done = _existing(out, csv, resume)
     done_ids = set() if done is None else set(done.column("run_id").to_pylist())
-    runs = [r for r in expand(grid, data, default_engine()) if r.run_id not in done_ids]
+    runs = [r for r in expand(grid, data, "batched") if r.run_id not in done_ids]
     size = runs_per_batch or grid.runs_per_batch or RUNS_PER_BATCH[
         "batched" if any(r.config.engine == "batched" for r in runs) else "single"
     ]
