@@ -84,25 +84,28 @@ class StopRules:
         the initial loss; ``max_epochs``: t = epochs; ``converged``: loss <= tol; ``stalled``:
         the best loss fell by at most stall_rtol (relative) over the last stall_window epochs.
         """
+        # all runs, in order (no run stopped yet): slices instead of gathers
+        sel = slice(None) if len(runs) == len(self.epochs) and runs[-1] == len(runs) - 1 else runs
         if t == 0:
             diverged = ~np.isfinite(loss)
-            self.limit[runs] *= np.maximum(np.where(diverged, 0.0, loss), 1e-300)
+            self.limit[sel] *= np.maximum(np.where(diverged, 0.0, loss), 1e-300)
         else:
-            diverged = ~(loss <= self.limit[runs])  # also true for NaN
-        ok, fine = (runs, loss) if not diverged.any() else (runs[~diverged], loss[~diverged])
+            diverged = ~(loss <= self.limit[sel])  # also true for NaN
+        ok, fine = (sel, loss) if not diverged.any() else (runs[~diverged], loss[~diverged])
         self.history[t, ok] = fine
         self.best[t, ok] = np.minimum(self.best[t - 1, ok], fine) if t else fine
-        stopped = diverged | (loss <= self.tol[runs])
-        masks = [("diverged", diverged), ("converged", ~diverged & (loss <= self.tol[runs]))]
+        converged = loss <= self.tol[sel]
+        stopped = diverged | converged
+        masks = [("diverged", diverged), ("converged", ~diverged & converged)]
         if t in self.ends:
-            end = ~diverged & (t == self.epochs[runs])
+            end = ~diverged & (t == self.epochs[sel])
             masks[1] = ("converged", masks[1][1] & ~end)
             masks.append(("max_epochs", end))
             stopped |= end
         if t >= self.first_window:
-            w = self.window[runs]
+            w = self.window[sel]
             past = self.best[np.where(t >= w, t - w, 0), runs]
-            stall = ~stopped & (t >= w) & (past - self.best[t, runs] <= self.rtol[runs] * past)
+            stall = ~stopped & (t >= w) & (past - self.best[t, sel] <= self.rtol[sel] * past)
             masks.append(("stalled", stall))
             stopped |= stall
         if stopped.any():
