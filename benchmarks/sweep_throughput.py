@@ -11,7 +11,8 @@ process on the same widths, one run at a time:
   ``MSELoss(reduction='sum')``, ``optim.SGD``), in float32 as the seed runs it.
 
 A width "1-64" row gives run i the hidden width 1 + i % 64; its references average the
-per-epoch time of the loops over h = 1..64. Peak memory is the rise of the process's peak
+per-epoch time of the loops over h = 1..64. References are measured before and after each
+width's rows and averaged, as the pace of a shared machine drifts. Peak memory is the rise of the process's peak
 resident set during the call (CPU) or the peak of allocated CUDA memory.
 
     python benchmarks/sweep_throughput.py            # widths 1, 4, 16, 64, 1-64; B up to 10,000
@@ -147,15 +148,17 @@ def main(argv=None) -> None:
     print("| hidden | B | dtype | run-epochs/s | vs seed NumPy | vs seed torch | peak MiB |")
     print("|---|---|---|---|---|---|---|")
     for label, hiddens in widths.items():
-        numpy_rate, torch_rate = references(data, hiddens, epochs)
+        before = references(data, hiddens, epochs)
+        rows = [(B, dtype, *batched_rate(data, hiddens, B, epochs, dtype, args.device))
+                for B in sizes for dtype in dtypes]
+        after = references(data, hiddens, epochs)  # the machine may have changed pace meanwhile
+        numpy_rate, torch_rate = ((a + b) / 2 for a, b in zip(before, after))
         print(f"| {label} | seed NumPy loop | float64 | {numpy_rate:,.0f} | 1 | "
               f"{numpy_rate / torch_rate:.2f} | |")
         print(f"| {label} | seed torch loop | float32 | {torch_rate:,.0f} | {torch_rate / numpy_rate:.2f} | 1 | |")
-        for B in sizes:
-            for dtype in dtypes:
-                rate, peak = batched_rate(data, hiddens, B, epochs, dtype, args.device)
-                print(f"| {label} | {B:,} | {dtype} | {rate:,.0f} | {rate / numpy_rate:.1f} | "
-                      f"{rate / torch_rate:.1f} | {peak:.0f} |", flush=True)
+        for B, dtype, rate, peak in rows:
+            print(f"| {label} | {B:,} | {dtype} | {rate:,.0f} | {rate / numpy_rate:.1f} | "
+                  f"{rate / torch_rate:.1f} | {peak:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
