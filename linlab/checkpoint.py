@@ -49,18 +49,17 @@ lists them in ``skipped``.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import pickle
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .atomic import atomic_write, clean_temp_files
 from .config import TrainConfig
 
 FORMAT = "linlab.checkpoint"
@@ -165,56 +164,9 @@ def _config_dict(config) -> dict:
 # ---------------------------------------------------------------- writing
 
 
-def clean_temp_files(path) -> list[Path]:
-    """Remove the ``.{name}.tmp-*`` files that an interrupted save of `path` left behind.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (folder / ".run.pt.tmp-123").write_bytes(b"partial")
-    >>> [p.name for p in clean_temp_files(folder / "run.pt")]
-    ['.run.pt.tmp-123']
-    """
-    path = Path(path)
-    removed = []
-    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-            removed.append(tmp)
-    return removed
-
-
-def _fsync_dir(folder: Path) -> None:
-    # makes the rename itself durable; some platforms cannot open a directory: then skip
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _atomic_save(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     clean_temp_files(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_checkpoint(path, state: dict, *, config=None, data=None, scaler=None, extra=None) -> Path:

@@ -9,9 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from linlab import TrainConfig, fit
+from linlab.atomic import atomic_write
 from linlab.checkpoint import checkpoint_params, load_checkpoint
 from linlab.cli import main
-from linlab.cli.predict import _atomic_write, predictions
+from linlab.cli.predict import predictions
 from linlab.data import Scaler, load_file
 
 
@@ -147,7 +148,7 @@ def test_a_failed_write_keeps_the_old_file(in_tmp):
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        _atomic_write(target, broken)
+        atomic_write(target, broken)
     assert target.read_text() == "old\n"
     assert [p.name for p in in_tmp.iterdir()] == ["p.csv"]
 

@@ -233,8 +233,7 @@ def test_an_interrupted_write_leaves_the_old_table_whole(tmp_path, small_table, 
     write_table(old, path, csv)
 
     def torn(table, where, *args, **kwargs):  # a writer that dies halfway through
-        with open(where, "wb") as f:
-            f.write(b"PAR1 half a file")
+        where.write(b"PAR1 half a file")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(pacsv if csv else pq, "write_csv" if csv else "write_table", torn)

@@ -9,13 +9,12 @@ way and maps the predictions back to the targets' units:
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 import click
 import numpy as np
+
+from ..atomic import atomic_write
 
 # output extension -> format; text files carry the target names as a header
 OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet",
@@ -157,29 +156,11 @@ def write_predictions(path, Y, names) -> Path:
     fmt = output_format(path)
     if fmt in ("csv", "tsv"):
         text = csv_text(Y, names, "\t" if fmt == "tsv" else ",")
-        return _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+        return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
     if fmt == "npy":
-        return _atomic_write(path, lambda f: np.save(f, np.asarray(Y, dtype=np.float64)))
+        return atomic_write(path, lambda f: np.save(f, np.asarray(Y, dtype=np.float64)))
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.table({name: np.asarray(Y[:, j], dtype=np.float64) for j, name in enumerate(names)})
-    return _atomic_write(path, lambda f: pq.write_table(table, f))
-
-
-def _atomic_write(path: Path, write) -> Path:
-    # a reader sees the old file or the new one, never half of one
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda f: pq.write_table(table, f))

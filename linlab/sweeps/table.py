@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import secrets
 import statistics
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..atomic import atomic_write
 from ..config import TrainConfig
 from ..data import Dataset
 from ..models import n_params
@@ -134,18 +132,6 @@ def histories_path(path) -> Path:
     return path.with_name(f"{path.stem}.histories.csv")
 
 
-@contextmanager
-def _atomic(path: Path):
-    # write to a temporary file in the same folder, then rename over the target in one step
-    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")  # created by the writer
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _long_histories(table: pa.Table) -> pa.Table:
     lengths = [len(h or []) for h in table.column("history").to_pylist()]
     ids = np.repeat(np.asarray(table.column("run_id").to_pylist(), dtype=object), lengths)
@@ -167,13 +153,10 @@ def write_table(table: pa.Table, path, csv: bool = False) -> list[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not csv:
-        with _atomic(path) as tmp:
-            pq.write_table(table, tmp)
+        atomic_write(path, lambda f: pq.write_table(table, f))
         return [path]
-    with _atomic(histories_path(path)) as tmp:
-        pacsv.write_csv(_long_histories(table), tmp)
-    with _atomic(path) as tmp:
-        pacsv.write_csv(table.drop_columns(["history"]), tmp)
+    atomic_write(histories_path(path), lambda f: pacsv.write_csv(_long_histories(table), f))
+    atomic_write(path, lambda f: pacsv.write_csv(table.drop_columns(["history"]), f))
     return [histories_path(path), path]
 
 

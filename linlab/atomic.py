@@ -1,0 +1,78 @@
+"""Atomic file writes: a reader, or a process killed mid-write, sees the old file or the new
+one, never half of one.
+
+The bytes go to a temporary file ``.{name}.tmp-*`` in the target's folder, are flushed and
+fsynced, then renamed over the target with ``os.replace`` (atomic on POSIX and Windows), and
+the folder is fsynced so the rename itself survives a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def atomic_write(path, write: Callable) -> Path:
+    """Call ``write(f)`` on a binary file that replaces `path` only once it is complete.
+
+    Examples
+    --------
+    >>> import pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+    >>> _ = atomic_write(target, lambda f: f.write(b"done"))
+    >>> target.read_bytes()
+    b'done'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def clean_temp_files(path) -> list[Path]:
+    """Remove the ``.{name}.tmp-*`` files that an interrupted write of `path` left behind.
+
+    Examples
+    --------
+    >>> import pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / ".run.pt.tmp-123").write_bytes(b"partial")
+    >>> [p.name for p in clean_temp_files(folder / "run.pt")]
+    ['.run.pt.tmp-123']
+    """
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def _fsync_dir(folder: Path) -> None:
+    # makes the rename itself durable; some platforms cannot open a folder: then skip
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
