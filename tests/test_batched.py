@@ -253,6 +253,7 @@ def test_denormals_are_flushed_only_during_the_call(seed_data):
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(path="fast"), "path='fast'"),
+    (dict(device="tpu"), "device='tpu'"),
     (dict(memory_budget=0), "memory_budget=0"),
     (dict(factors=[[np.zeros((10, 2))]] * 2), "factors has 2 entries"),
     (dict(factors=[[np.zeros((10, 3))]]), r"factors\[0\] have shapes"),

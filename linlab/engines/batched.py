@@ -35,7 +35,7 @@ from .torch_engines import DTYPES, torch_device
 
 PATHS = ("auto", "stats", "data")
 MIN_STACK = 256  # runs: narrower width classes merge until a stack has this many
-STACK_TENSOR_BYTES = 8 * 2**20  # largest tensor of a stack: bigger ones cost page faults per epoch
+STACK_TENSOR_BYTES = 8 * 2**20  # largest tensor of a stack: beyond it, epochs run slower per run
 _FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 _HYPER = ("optimizer", "momentum", "nesterov", "weight_decay", "betas", "eps", "alpha")
 
@@ -100,6 +100,8 @@ def _check(data, configs, factors, memory_budget, device, path) -> None:
                 f"{data.name!r} has {data.n_features} and {data.n_targets}; use widths "
                 f"({data.n_features}, ..., {data.n_targets})."
             )
+    if device is not None and device != "cpu" and not str(device).startswith("cuda"):
+        raise ValueError(f"device={device!r} must be 'cpu' or 'cuda' (or 'cuda:N').")
     for dev in {device} if device is not None else {c.device for c in configs}:
         torch_device(dev)
 
@@ -266,10 +268,11 @@ def fit_batched(
     paths = _Paths(data, memory_budget)
     with _flush_denormals():
         for key, indices in groups.items():
-            if key.path == "minibatch":
-                _one_by_one(data, configs, starts, key, indices, results)
-                continue
-            _stacked(data, configs, starts, lrs, key, indices, paths, memory_budget, results)
+            if key.path != "minibatch":
+                _stacked(data, configs, starts, lrs, key, indices, paths, memory_budget, results)
+    for key, indices in groups.items():  # fit flushes denormals itself
+        if key.path == "minibatch":
+            _one_by_one(data, configs, starts, key, indices, results)
     shared = (time.perf_counter() - tick - sum(r.seconds for r in results)) / len(results)
     for r in results:  # the statistics and set-up, shared evenly
         r.seconds += max(shared, 0.0)
