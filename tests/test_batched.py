@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from linlab import Dataset, TrainConfig, fit, init_factors, synthetic
+from linlab.engines import batched_stats
 from linlab.engines.batched import fit_batched, width_classes
 from linlab.engines.batched_stats import gram_stats, least_squares_terms
 from linlab.stats import Stats
@@ -222,6 +223,25 @@ def test_statistics_guard_the_loss_near_zero(seed_data):
     assert got == pytest.approx(exact, rel=1e-6)
     textbook = Stats.of(X, Y).squared_loss(P)
     assert abs(textbook - exact) > 1e3 * abs(got - exact)
+
+
+def test_least_squares_terms_from_the_statistics_alone(noisy, monkeypatch):
+    # noisy data: L* is far above the rounding of ‖Y‖², so the rows are not needed
+    X, Y = noisy.X, noisy.Y
+    stats = gram_stats(X, Y)
+    rows, alone = least_squares_terms(stats, X, Y), least_squares_terms(stats)
+    assert rows.on_rows and not alone.on_rows
+    assert alone.loss == pytest.approx(rows.loss, rel=1e-10)
+    assert np.allclose(alone.P, rows.P, rtol=1e-12) and np.allclose(rows.root.T @ rows.root, stats.A)
+    P = rows.P + 0.01 * np.random.default_rng(1).standard_normal(rows.P.shape)
+    D = P - rows.P
+    decomposed = np.sum((rows.root @ D) ** 2) + 2 * np.sum(D * rows.r) + rows.loss
+    assert decomposed == pytest.approx(np.sum((X @ P - Y) ** 2), rel=1e-12)
+    # large data takes that branch: the runs still follow fit
+    monkeypatch.setattr(batched_stats, "SMALL_DATA", 0)
+    configs = [TrainConfig(widths=w, lr=2e-3, epochs=100, seed=1) for w in [(5, 3), (5, 4, 3)]]
+    for r, ref in zip(fit_batched(noisy, configs), numpy_refs(noisy, configs), strict=True):
+        assert_same_run(r, ref, rtol=1e-9)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -84,12 +84,13 @@ class DataPath:
         return torch.as_tensor(np.asarray(a), device=self.device).to(self.dtype)
 
     def _rows(self, rows: slice | np.ndarray):
-        if self.resident is not None:
-            X, Y = self.resident
-            return (X[rows], Y[rows]) if not isinstance(rows, np.ndarray) else (
-                X[torch.as_tensor(rows, device=self.device)], Y[torch.as_tensor(rows, device=self.device)])
-        X, Y = self.host
-        return self._tensor(X[rows]), self._tensor(Y[rows])
+        if self.resident is None:
+            X, Y = self.host
+            return self._tensor(X[rows]), self._tensor(Y[rows])
+        if isinstance(rows, np.ndarray):  # a mini-batch
+            rows = torch.as_tensor(rows, device=self.device)
+        X, Y = self.resident
+        return X[rows], Y[rows]
 
     def chunk_rows(self, B: int, widths) -> int:
         """Rows per chunk: B runs' activations fit half the memory budget, and one layer's
