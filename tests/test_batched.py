@@ -156,6 +156,7 @@ def test_padding_is_exact(seed_data):
     assert_same_run(stacked, alone, rtol=1e-13)
 
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")  # the NumPy reference overflows, as it should
 def test_a_run_with_an_infinite_start_leaves_the_others_alone(seed_data):
     huge = [1e200 * W for W in init_factors((10, 5, 2), seed=9)]
     configs = [TrainConfig(widths=(10, 5, 2), lr=1e-5, epochs=50, seed=s) for s in range(3)]
