@@ -238,11 +238,13 @@ def test_least_squares_terms_from_the_statistics_alone(noisy, monkeypatch):
     D = P - rows.P
     decomposed = np.sum((rows.root @ D) ** 2) + 2 * np.sum(D * rows.r) + rows.loss
     assert decomposed == pytest.approx(np.sum((X @ P - Y) ** 2), rel=1e-12)
-    # large data takes that branch: the runs still follow fit
+    # large data takes that branch (a new Dataset: the constants are kept per dataset)
     monkeypatch.setattr(batched_stats, "SMALL_DATA", 0)
+    fresh = Dataset(X, Y, noisy.W_true, name="noisy")
     configs = [TrainConfig(widths=w, lr=2e-3, epochs=100, seed=1) for w in [(5, 3), (5, 4, 3)]]
-    for r, ref in zip(fit_batched(noisy, configs), numpy_refs(noisy, configs), strict=True):
+    for r, ref in zip(fit_batched(fresh, configs), numpy_refs(fresh, configs), strict=True):
         assert_same_run(r, ref, rtol=1e-9)
+    assert not batched_stats.dataset_terms(fresh)[1].on_rows
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

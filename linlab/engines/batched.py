@@ -30,7 +30,7 @@ from ..results import RunResult
 from .batched_data import DataPath
 from .batched_runs import run_stack
 from .batched_stack import padded_widths
-from .batched_stats import StatsPath, gram_stats, least_squares_terms
+from .batched_stats import StatsPath, dataset_terms
 from .torch_engines import DTYPES, torch_device
 
 PATHS = ("auto", "stats", "data")
@@ -186,7 +186,7 @@ class _Paths:
     """The gradient sources of one call, built on first use and shared by all groups."""
 
     def __init__(self, data: Dataset, budget: int):
-        self.data, self.budget, self.cache, self._terms = data, budget, {}, None
+        self.data, self.budget, self.cache = data, budget, {}
 
     def get(self, key: _Key):
         dtype, device = DTYPES[key.dtype], torch_device(key.device)
@@ -199,10 +199,7 @@ class _Paths:
             return self.cache[ident]
         ident = ("stats", reduction, key.dtype, key.device)
         if ident not in self.cache:
-            if self._terms is None:
-                stats = gram_stats(self.data.X, self.data.Y, device=device)
-                self._terms = stats, least_squares_terms(stats, self.data.X, self.data.Y)
-            self.cache[ident] = StatsPath(*self._terms, reduction, dtype, device)
+            self.cache[ident] = StatsPath(*dataset_terms(self.data, device), reduction, dtype, device)
         return self.cache[ident]
 
 

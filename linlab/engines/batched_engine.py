@@ -15,7 +15,7 @@ from .base import Engine
 from .batched import choose_path
 from .batched_data import DataPath
 from .batched_stack import stack_biases, stack_factors, unstack
-from .batched_stats import StatsPath, gram_stats, least_squares_terms
+from .batched_stats import StatsPath, dataset_terms
 from .torch_engines import DTYPES, torch_device
 
 MEMORY_BUDGET = 2 * 1024**3  # bytes for rows in flight and activations
@@ -43,8 +43,7 @@ class BatchedEngine(Engine):
         self.full_batch = choose_path(config, "auto", data.n_samples) != "minibatch"
         self.path = self.rows
         if self.full_batch and choose_path(config, "auto", data.n_samples) == "stats":
-            stats = gram_stats(data.X, data.Y, device=self.device)
-            terms = least_squares_terms(stats, data.X, data.Y)
+            stats, terms = dataset_terms(data, self.device)
             self.path = StatsPath(stats, terms, config.reduction, self.dtype, self.device)
         self.val = None if val is None else DataPath(val.X, val.Y, *rows)
         self.tensors = stack_factors([factors], config.widths, self.dtype, self.device)

@@ -16,6 +16,7 @@ then costs O(B·(d²k + Σ d·h_j·h_{j+1})), whatever n.
 from __future__ import annotations
 
 import warnings
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,6 +118,27 @@ def least_squares_terms(stats: Stats, X=None, Y=None, chunk_rows: int = 8192) ->
         loss += float(np.sum(e * e))
         r += x.T @ e
     return LeastSquaresTerms(P, root, r, loss, True)
+
+
+_BY_DATASET: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def dataset_terms(data, device="cpu") -> tuple[Stats, LeastSquaresTerms]:
+    """The statistics and least-squares constants of a :class:`~linlab.data.Dataset`,
+    computed on its first use and kept while the dataset lives, so that many calls on
+    one dataset (a sweep in batches, repeated fits) pass over its rows once.
+
+    Examples
+    --------
+    >>> from linlab.data import seed_dataset
+    >>> data = seed_dataset()
+    >>> dataset_terms(data)[0] is dataset_terms(data)[0]
+    True
+    """
+    if data not in _BY_DATASET:
+        stats = gram_stats(data.X, data.Y, device=device)
+        _BY_DATASET[data] = stats, least_squares_terms(stats, data.X, data.Y)
+    return _BY_DATASET[data]
 
 
 class StatsPath:
