@@ -12,3 +12,19 @@ def seed_data():
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run the test inside its own temporary folder."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_cli(*args):
+    """Invoke ``linlab ARGS...`` in-process and return click's result."""
+    from click.testing import CliRunner
+
+    from linlab.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])

@@ -3,16 +3,13 @@
 import json
 
 import pytest
-from click.testing import CliRunner
+from conftest import run_cli
 
 from linlab import TrainConfig, fit, init_factors
-from linlab.cli import main
 from linlab.cli.advise import _table
 from linlab.theory import advise
 
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+run = run_cli
 
 
 def run_json(*args) -> dict:

@@ -4,25 +4,20 @@ import json
 
 import click
 import pytest
-from click.testing import CliRunner
+from conftest import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from linlab.cli import main
 from linlab.cli.options import file_keys, parse_betas, parse_extra, parse_lr, read_config_file, resolve_widths
 from linlab.cli.train import train as train_command
 
 SYNTH = "synthetic:n=40,d=3,k=2,noise=0.1,seed=2"
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+run = run_cli
 
 
 def config_of(*args) -> dict:

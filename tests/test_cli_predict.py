@@ -6,20 +6,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
+from conftest import run_cli
 
 from linlab import TrainConfig, fit
 from linlab.atomic import atomic_write
 from linlab.checkpoint import checkpoint_params, load_checkpoint
-from linlab.cli import main
 from linlab.cli.predict import predictions
 from linlab.data import Scaler, load_file
 
-
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +31,7 @@ def write_csv(path, names, block, delimiter=","):
     path.write_text("\n".join(lines) + "\n")
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+run = run_cli
 
 
 def train_json(*args) -> dict:

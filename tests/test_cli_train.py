@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import run_cli
 from rich.console import Console
 
 import linlab
 from linlab import TrainConfig, fit, seed_dataset, seed_factors, synthetic
-from linlab.cli import main
 from linlab.cli import output as output_module
 from linlab.cli.options import file_keys
 from linlab.cli.output import RunDisplay
@@ -24,14 +23,10 @@ from linlab.cli.train import train as train_command
 SYNTH = "synthetic:n=60,d=4,k=2,noise=0.1,seed=3"
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+run = run_cli
 
 
 def run_json(*args) -> dict:
