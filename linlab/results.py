@@ -34,11 +34,12 @@ class RunResult:
 
     @property
     def final_loss(self) -> float:
-        return float(self.history[-1])
+        """The last finite loss (nan when even the initial loss was not finite)."""
+        return float(self.history[-1]) if len(self.history) else float("nan")
 
     @property
     def best_loss(self) -> float:
-        return float(np.min(self.history))
+        return float(np.min(self.history)) if len(self.history) else float("nan")
 
     @property
     def seconds_per_epoch(self) -> float:

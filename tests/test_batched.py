@@ -163,10 +163,13 @@ def test_a_run_with_an_infinite_start_leaves_the_others_alone(seed_data):
     configs = [TrainConfig(widths=(10, 5, 2), lr=1e-5, epochs=50, seed=s) for s in range(3)]
     factors = [init_factors(c.widths, seed=c.seed) for c in configs]
     results = fit_batched(seed_data, configs, factors=[factors[0], huge, factors[2]])
-    refs = numpy_refs(seed_data, configs, [factors[0], huge, factors[2]])
-    assert results[1].outcome == refs[1].outcome == "diverged"
-    assert results[1].epochs == refs[1].epochs == -1  # no finite loss at all
+    refs = numpy_refs(seed_data, [configs[0], configs[2]], [factors[0], factors[2]])
+    assert results[1].outcome == "diverged"
+    assert results[1].epochs == -1 and np.isnan(results[1].final_loss)  # no finite loss at all
     assert results[1].message.startswith("the initial loss is")
+    with pytest.raises(ValueError, match="the loss at the initial factors is inf"):
+        fit(seed_data, configs[1], factors=huge)  # a single run refuses to start
+    refs = [refs[0], None, refs[1]]
     for i in (0, 2):
         assert_same_run(results[i], refs[i])
 

@@ -283,3 +283,9 @@ def test_output_paths_of_the_wrong_kind_are_refused_before_training(in_tmp):
                           (["--checkpoint", "tb/run.ckpt"], "lies under 'tb', which is a file")]:
         result = run("train", "--data", SYNTH, "--epochs", 2, *args)
         assert result.exit_code == 2 and message in result.stderr, result.output
+
+
+def test_an_overflowing_start_is_a_clear_error():
+    result = run("train", "--data", "seed", "--widths", "10,5,2", "--init", "scaled", "--init-scale", "1e200")
+    assert result.exit_code == 2
+    assert "the loss at the initial factors is inf" in result.output and "Traceback" not in result.output

@@ -414,3 +414,11 @@ def test_saxe_limits_and_errors():
         saxe_time_to_learn(1.0, 0.6, 0.1)
     with pytest.raises(ValueError, match="reduction='avg'"):
         saxe_tau(0.1, 10, reduction="avg")
+
+
+def test_sharpness_at_a_zero_hessian_and_at_a_non_finite_point():
+    stats = Stats.of(np.random.default_rng(0).standard_normal((20, 6)), np.ones((20, 2)))
+    zeros = [np.zeros((6, 3)), np.zeros((3, 3)), np.zeros((3, 2))]  # depth 3 at 0: the Hessian is 0
+    assert sharpness(stats, zeros) == 0.0
+    with pytest.raises(ValueError, match="needs finite factors"):
+        sharpness(stats, [np.full((6, 3), np.inf), np.zeros((3, 2))])

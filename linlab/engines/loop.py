@@ -147,13 +147,17 @@ def fit(
         for t in range(start, config.epochs + 1):
             loss = engine.loss()
             limit = config.diverge_factor * max(history[0] if history else loss, 1e-300)
+            if not history and not math.isfinite(loss):
+                raise ValueError(
+                    f"the loss at the initial factors is {loss}, so no step can be taken: the data "
+                    f"or the initial factors (init={config.init!r}, init_scale={config.init_scale:g}) "
+                    "overflow. Lower init_scale, or standardize the data."
+                )
             if not math.isfinite(loss) or (history and loss > limit):
                 outcome = "diverged"
                 message = (
                     f"diverged at epoch {t}: loss became {loss:.4g} with lr={lr:.3g}; kept the "
                     f"last finite state (epoch {t - 1}, loss {history[-1]:.4g})."
-                    if history else
-                    f"the initial loss is {loss}; check the data and the initial scale."
                 )
                 if snapshot is not None:
                     engine.set_params(*snapshot)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
 from ..stats import Stats
 
@@ -277,6 +277,9 @@ def sharpness(stats: Stats, factors, reduction: str = "sum", biases=None, *,
         raise ValueError(f"iters={iters!r} must be a positive integer, e.g. 1000.")
     if not (np.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol={tol!r} must be a finite number >= 0, e.g. 1e-10.")
+    params = list(factors) + list(biases or [])
+    if not all(np.isfinite(np.asarray(p, dtype=np.float64)).all() for p in params):
+        raise ValueError("sharpness needs finite factors; these hold inf or nan (a diverged point).")
     matvec, size = _hessian_operator(stats, factors, reduction, biases)
     if size < _DENSE_BELOW:
         return float(np.linalg.eigvalsh(hessian(stats, factors, reduction, biases))[-1])
@@ -284,7 +287,11 @@ def sharpness(stats: Stats, factors, reduction: str = "sum", biases=None, *,
     v0 = np.random.default_rng(0).standard_normal(size)  # a fixed start: deterministic results
     try:
         top = eigsh(op, k=1, which="LA", v0=v0, maxiter=iters, tol=tol, return_eigenvectors=False)
-    except ArpackNoConvergence as err:
+    except ArpackError as err:  # includes ArpackNoConvergence; e.g. an all-zero Hessian
+        if np.allclose(matvec(v0), 0.0):
+            return 0.0
+        if not isinstance(err, ArpackNoConvergence):
+            raise ValueError(f"Lanczos failed on this Hessian ({err}); the point may overflow.") from err
         raise ValueError(
             f"Lanczos did not find the top Hessian eigenvalue within iters={iters} at tol={tol:g}; "
             "increase iters or loosen tol."
