@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .. import optim
-from .batched_stack import map_state, stack_biases, stack_factors, unstack
+from .batched_stack import map_state, stack_biases, stack_factors, take_rows, to_batch_last, unstack
 
 
 def sgd_into(out, params, grads, state: optim.SGDState, lr, config):
@@ -179,9 +179,11 @@ class Stack:
     ([(2, 3, 4), (2, 4, 1)], [(3, 2), (2, 1)])
     """
 
-    def __init__(self, configs, factors, widths, dtype, device):
+    def __init__(self, configs, factors, widths, dtype, device, batch_last: bool = False):
         self.L, self.bias, self.device, self.dtype = len(widths) - 1, configs[0].bias, device, dtype
         self.params = stack_factors(factors, widths, dtype, device)
+        if batch_last:  # the run index last in memory (see to_batch_last)
+            self.params = [to_batch_last(p) for p in self.params]
         if self.bias:
             self.params += stack_biases([None] * len(configs), widths, dtype, device)
         self.state = optim.init(configs[0].optimizer, self.params)
@@ -209,11 +211,11 @@ class Stack:
             return grads
         keep_host = np.flatnonzero(~self.frozen)
         keep = torch.as_tensor(keep_host, device=self.device)
-        self.params = [p[keep] for p in self.params]
-        self.state = map_state(self.state, lambda s: s[keep])
+        self.params = [take_rows(p, keep) for p in self.params]
+        self.state = map_state(self.state, lambda s: take_rows(s, keep))
         self.prev = [torch.empty_like(p) for p in self.params]
         self.alive, self.frozen = self.alive[keep_host], np.zeros(len(keep_host), dtype=bool)
-        return [g[keep] for g in grads]
+        return [take_rows(g, keep) for g in grads]
 
     def update(self, grads, lr: np.ndarray, config) -> None:
         """One optimizer step with per-row learning rates (B,), keeping the current state in `prev`."""
@@ -283,7 +285,7 @@ def run_stack(path, configs, factors, lrs, widths, dtype, device, data=None):
     >>> rules.outcome, rules.length.tolist()
     (['converged', 'diverged'], [9, 7])
     """
-    stack = Stack(configs, factors, widths, dtype, device)
+    stack = Stack(configs, factors, widths, dtype, device, getattr(path, "batch_last", lambda w: False)(widths))
     rules, schedule = StopRules(configs, lrs), Schedule(configs, lrs)
     finals, seconds = [None] * len(configs), np.zeros(len(configs))
     for t in range(int(rules.epochs.max()) + 1):

@@ -78,6 +78,47 @@ def stack_biases(biases_list, widths, dtype, device) -> list[torch.Tensor]:
     return out
 
 
+def to_batch_last(t: torch.Tensor) -> torch.Tensor:
+    """The same (B, a, b) tensor stored with the run index last in memory: a view of a
+    contiguous (a, b, B) tensor, on which per-run products of tiny matrices become
+    elementwise operations over B (see :class:`~.batched_stats.StatsPath`).
+
+    Examples
+    --------
+    >>> t = to_batch_last(torch.arange(6.).view(3, 2, 1))
+    >>> t.shape, t.stride(), bool(t.permute(1, 2, 0).is_contiguous())
+    (torch.Size([3, 2, 1]), (1, 3, 3), True)
+    """
+    return t.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+
+
+def is_batch_last(t: torch.Tensor) -> bool:
+    """Whether a (B, a, b) tensor is stored as :func:`to_batch_last` leaves it (a single run,
+    B = 1, is stored both ways).
+
+    Examples
+    --------
+    >>> is_batch_last(to_batch_last(torch.ones(4, 3, 2))), is_batch_last(torch.ones(4, 3, 2))
+    (True, False)
+    """
+    return t.dim() == 3 and t.permute(1, 2, 0).is_contiguous()
+
+
+def take_rows(t: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """``t[keep]`` along the run dimension, in the storage order of `t`.
+
+    Examples
+    --------
+    >>> t = to_batch_last(torch.arange(12.).view(4, 3, 1))
+    >>> kept = take_rows(t, torch.tensor([0, 2]))
+    >>> kept[:, :, 0].tolist(), is_batch_last(kept)
+    ([[0.0, 1.0, 2.0], [6.0, 7.0, 8.0]], True)
+    """
+    if is_batch_last(t):
+        return t.permute(1, 2, 0)[:, :, keep].contiguous().permute(2, 0, 1)
+    return t[keep]
+
+
 def unstack(tensors, rows, widths_list, biases: bool = False) -> list[list[np.ndarray]]:
     """Per-run float64 NumPy copies of stack rows `rows`, cut back to each run's widths.
 

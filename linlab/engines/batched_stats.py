@@ -23,12 +23,33 @@ import numpy as np
 import torch
 
 from ..stats import Stats
-from .batched_stack import backward
+from .batched_stack import backward, is_batch_last
 
 # L* and r come from the rows when L* is below this fraction of ‖Y‖² (cancellation would
 # cost more than 1e-12 of it), or when the rows are few enough (entries of X) to pass cheaply
 RESIDUAL_FLOOR = 1e-4
 SMALL_DATA = 2**24
+# stacks whose hidden layers are at most this wide keep the run index last in memory: their
+# per-run products become elementwise operations over the runs, 1.2-2x faster than batched
+# matrix products of tiny matrices; wider ones gain more from torch.bmm
+BATCH_LAST_WIDTH = 8
+
+
+def _mm_last(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    # per-run X @ Y with the run index last, (m, a, B) x (a, c, B) -> (m, c, B), term by term
+    out = X.new_empty((X.shape[0], Y.shape[1], X.shape[2]))
+    torch.mul(X[:, 0, None, :], Y[0][None], out=out)
+    for t in range(1, X.shape[1]):
+        out.addcmul_(X[:, t, None, :], Y[t][None])
+    return out
+
+
+def _rows_sum(T: torch.Tensor) -> torch.Tensor:
+    # T[0] + T[1] + ..., in that order
+    out = T[0]
+    for row in T[1:]:
+        out = out + row
+    return out
 
 
 def gram_stats(X, Y, chunk_rows: int = 16384, device="cpu") -> Stats:
@@ -175,6 +196,14 @@ class StatsPath:
         self.offset = np.hstack([np.zeros((k, d)), scale * terms.r.T, np.zeros((k, k))])  # (k, 2d + k)
         self.tile = self._tensor(self.offset)
         self.Pt = self._tensor(terms.P.T)  # (k, d)
+        # run index last: [R; sA; rᵀ] Δ holds RΔ, s·AΔ and rᵀΔ (whose diagonal blocks sum to tr(Δᵀr))
+        self.stacked = self._tensor(np.vstack([terms.root, scale * A, terms.r.T]))  # (2d + k, d)
+        self.P, self.sr = self._tensor(terms.P[:, :, None]), self._tensor(scale * terms.r[:, :, None])
+        self.ones = self._tensor(np.ones((1, d)))
+
+    def batch_last(self, widths) -> bool:
+        """Whether a stack of these padded widths is best kept with the run index last."""
+        return max(widths[1:-1], default=1) <= BATCH_LAST_WIDTH
 
     def _tensor(self, a) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(a), device=self.device).to(self.dtype)
@@ -189,6 +218,10 @@ class StatsPath:
         """Per-run loss (B,) and gradients of every factor; biases are not supported here."""
         if biases is not None:
             raise ValueError("the statistics path has no biases; use path='data' for bias=True.")
+        # a single run is stored both ways: it follows its width's stacks, whatever the chunk size
+        narrow = factors[0].shape[0] > 1 or self.batch_last([self.d] + [W.shape[2] for W in factors])
+        if narrow and all(is_batch_last(W) for W in factors):
+            return self._batch_last(factors)
         d, k, B, L = self.d, self.k, factors[0].shape[0], len(factors)
         Qs = [factors[0]]  # Q_j = W1⋯Wj for j < L, (B, d, H_j)
         for W in factors[1:-1]:
@@ -206,3 +239,28 @@ class StatsPath:
         grads, _, G1 = backward([None] + Qs, G, factors, False)
         grads[0] = G1  # the first layer's input is the identity
         return loss, grads, None
+
+    def _batch_last(self, factors):
+        # the same quantities with every tensor (.., B): Q_j = W1⋯Wj, G_j = ∂ℓ/∂Q_j,
+        # ∂ℓ/∂W_j = Q_{j-1}ᵀ G_j and G_{j-1} = G_j W_jᵀ; every sum runs in an order that does
+        # not depend on B (products with a shared matrix, or term by term), so that a run
+        # ends in the same place whatever the size of its stack
+        d, k, B = self.d, self.k, factors[0].shape[0]
+        Ws = [W.permute(1, 2, 0) for W in factors]  # (H_{j-1}, H_j, B), contiguous
+        Qs = [Ws[0]]
+        for W in Ws[1:]:
+            Qs.append(_mm_last(Qs[-1], W))
+        D = (Qs[-1] - self.P).reshape(d, k * B)  # Δ
+        Z = self.stacked @ D if k * B > 1 else (self.stacked @ torch.cat([D, D], 1))[:, :1]  # (2d + k, k B)
+        quad = _rows_sum((self.ones @ Z[:d].square()).view(k, B))  # ‖RΔ‖²
+        lin = _rows_sum(Z[2 * d:].view(k, k, B).diagonal().T)  # tr(Δᵀr)
+        loss = (quad + 2.0 * lin + self.floor) / self.divisor
+        G = Z[d:2 * d].view(d, k, B) + self.sr  # ∂ℓ/∂P
+        grads = [None] * len(Ws)
+        for j in reversed(range(1, len(Ws))):
+            Q = Qs[j - 1]
+            T = torch.mul(Q[:, :, None, :], G[:, None], out=Q.new_empty((d, *Ws[j].shape)))
+            grads[j] = (self.ones @ T.view(d, -1)).view(Ws[j].shape)
+            G = _mm_last(G, Ws[j].transpose(0, 1))
+        grads[0] = G
+        return loss, [g.permute(2, 0, 1) for g in grads], None
