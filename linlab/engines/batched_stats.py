@@ -35,20 +35,18 @@ SMALL_DATA = 2**24
 BATCH_LAST_WIDTH = 8
 
 
-def _mm_last(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    # per-run X @ Y with the run index last, (m, a, B) x (a, c, B) -> (m, c, B), term by term
-    out = X.new_empty((X.shape[0], Y.shape[1], X.shape[2]))
-    torch.mul(X[:, 0, None, :], Y[0][None], out=out)
-    for t in range(1, X.shape[1]):
-        out.addcmul_(X[:, t, None, :], Y[t][None])
-    return out
+def _sum_first(T: torch.Tensor, ones: torch.Tensor) -> torch.Tensor:
+    # Σ over the first dimension of a contiguous T as one product with a row of ones: the
+    # order of the sum does not depend on the other dimensions (the size of the stack)
+    return (ones[:, : T.shape[0]] @ T.view(T.shape[0], -1)).view(T.shape[1:])
 
 
-def _rows_sum(T: torch.Tensor) -> torch.Tensor:
-    # T[0] + T[1] + ..., in that order
-    out = T[0]
-    for row in T[1:]:
-        out = out + row
+def _mm_last(X: torch.Tensor, Y: torch.Tensor, ones: torch.Tensor) -> torch.Tensor:
+    # per-run X @ Y with the run index last: (m, a, B) x (a, c, B) -> (m, c, B)
+    (m, a, B), c = X.shape, Y.shape[1]
+    out = torch.mul(X[:, :1], Y[:1], out=X.new_empty((m, c, B)))
+    for t in range(1, a):  # term by term: an order that does not depend on B
+        out.addcmul_(X[:, t, None], Y[t])
     return out
 
 
@@ -197,9 +195,10 @@ class StatsPath:
         self.tile = self._tensor(self.offset)
         self.Pt = self._tensor(terms.P.T)  # (k, d)
         # run index last: [R; sA; rᵀ] Δ holds RΔ, s·AΔ and rᵀΔ (whose diagonal blocks sum to tr(Δᵀr))
-        self.stacked = self._tensor(np.vstack([terms.root, scale * A, terms.r.T]))  # (2d + k, d)
+        self.stacked = self._tensor(np.vstack([terms.root, scale * A]))  # [R; sA], (2d, d)
         self.P, self.sr = self._tensor(terms.P[:, :, None]), self._tensor(scale * terms.r[:, :, None])
-        self.ones = self._tensor(np.ones((1, d)))
+        self.r = self._tensor(terms.r.reshape(1, d * k))
+        self.ones = self._tensor(np.ones((1, max(d * k, 2 * BATCH_LAST_WIDTH))))
 
     def batch_last(self, widths) -> bool:
         """Whether a stack of these padded widths is best kept with the run index last."""
@@ -246,21 +245,23 @@ class StatsPath:
         # not depend on B (products with a shared matrix, or term by term), so that a run
         # ends in the same place whatever the size of its stack
         d, k, B = self.d, self.k, factors[0].shape[0]
+        ones = self.ones if self.ones.shape[1] >= max(k, *factors[0].shape[1:]) else factors[0].new_ones(
+            (1, max(d * k, *[max(W.shape[1:]) for W in factors])))
         Ws = [W.permute(1, 2, 0) for W in factors]  # (H_{j-1}, H_j, B), contiguous
         Qs = [Ws[0]]
         for W in Ws[1:]:
-            Qs.append(_mm_last(Qs[-1], W))
-        D = (Qs[-1] - self.P).reshape(d, k * B)  # Δ
-        Z = self.stacked @ D if k * B > 1 else (self.stacked @ torch.cat([D, D], 1))[:, :1]  # (2d + k, k B)
-        quad = _rows_sum((self.ones @ Z[:d].square()).view(k, B))  # ‖RΔ‖²
-        lin = _rows_sum(Z[2 * d:].view(k, k, B).diagonal().T)  # tr(Δᵀr)
+            Qs.append(_mm_last(Qs[-1], W, ones))
+        D = (Qs[-1] - self.P).view(d * k, B)  # Δ, one column per run
+        Dw = D.view(d, k * B)
+        Z = self.stacked @ Dw if k * B > 1 else (self.stacked @ torch.cat([Dw, Dw], 1))[:, :1]  # [RΔ; sAΔ]
+        quad = _sum_first(Z[:d].square().view(d * k, B), ones)  # ‖RΔ‖²
+        lin = (self.r @ D)[0]  # tr(Δᵀr)
         loss = (quad + 2.0 * lin + self.floor) / self.divisor
-        G = Z[d:2 * d].view(d, k, B) + self.sr  # ∂ℓ/∂P
+        G = Z[d:].view(d, k, B) + self.sr  # ∂ℓ/∂P
         grads = [None] * len(Ws)
         for j in reversed(range(1, len(Ws))):
-            Q = Qs[j - 1]
-            T = torch.mul(Q[:, :, None, :], G[:, None], out=Q.new_empty((d, *Ws[j].shape)))
-            grads[j] = (self.ones @ T.view(d, -1)).view(Ws[j].shape)
-            G = _mm_last(G, Ws[j].transpose(0, 1))
+            T = torch.mul(Qs[j - 1][:, :, None], G[:, None], out=G.new_empty((d, *Ws[j].shape)))
+            grads[j] = _sum_first(T, ones)
+            G = _mm_last(G, Ws[j].transpose(0, 1), ones)
         grads[0] = G
         return loss, [g.permute(2, 0, 1) for g in grads], None
