@@ -217,9 +217,13 @@ class Stack:
         self.alive, self.frozen = self.alive[keep_host], np.zeros(len(keep_host), dtype=bool)
         return [take_rows(g, keep) for g in grads]
 
-    def update(self, grads, lr: np.ndarray, config) -> None:
-        """One optimizer step with per-row learning rates (B,), keeping the current state in `prev`."""
-        lr = torch.as_tensor(lr, device=self.device).to(self.dtype).view(-1, 1, 1)
+    def lr_tensor(self, lr: np.ndarray) -> torch.Tensor:
+        """Per-row learning rates (B,) as the (B, 1, 1) tensor `update` takes."""
+        return torch.as_tensor(lr, device=self.device).to(self.dtype).view(-1, 1, 1)
+
+    def update(self, grads, lr: torch.Tensor, config) -> None:
+        """One optimizer step with per-row learning rates `lr` (B, 1, 1), keeping the current
+        state in `prev`."""
         if config.optimizer == "sgd":
             new, self.state = sgd_into(self.prev, self.params, grads, self.state, lr, config)
             self.prev, self.params = self.params, new
@@ -288,13 +292,18 @@ def run_stack(path, configs, factors, lrs, widths, dtype, device, data=None):
     stack = Stack(configs, factors, widths, dtype, device, getattr(path, "batch_last", lambda w: False)(widths))
     rules, schedule = StopRules(configs, lrs), Schedule(configs, lrs)
     finals, seconds = [None] * len(configs), np.zeros(len(configs))
+    steady = None  # (rows, lr tensor) while the rows and their learning rates do not change
     for t in range(int(rules.epochs.max()) + 1):
         tick = time.perf_counter()
         loss, gW, gb = path.loss_and_grads(*stack.split())
         grads = gW + (gb or [])
-        live = np.flatnonzero(~stack.frozen)
-        runs = stack.alive[live]
-        stopped, diverged = rules.judge(t, runs, loss.detach().double().cpu().numpy()[live])
+        loss = loss.detach().double().cpu().numpy()
+        if stack.frozen.any():
+            live = np.flatnonzero(~stack.frozen)
+            runs, loss = stack.alive[live], loss[live]
+        else:
+            live, runs = np.arange(len(stack.alive)), stack.alive
+        stopped, diverged = rules.judge(t, runs, loss)
         if stopped.any():
             stack.freeze(live[stopped], diverged[stopped], grads, t)
             for i, final in zip(runs[stopped], stack.finals(live[stopped], configs)):
@@ -305,8 +314,14 @@ def run_stack(path, configs, factors, lrs, widths, dtype, device, data=None):
         if t and rules.auto.any():
             _reestimate(data, configs, rules, schedule, stack, t, live[~stopped], runs[~stopped])
         grads = stack.compact(grads)
-        lr = np.zeros(len(stack.alive))
-        lr[~stack.frozen] = schedule.at(t, stack.alive[~stack.frozen])
+        if steady is not None and steady[0] is stack.alive and not stack.frozen.any():
+            lr = steady[1]
+        else:
+            lr = np.zeros(len(stack.alive))
+            lr[~stack.frozen] = schedule.at(t, stack.alive[~stack.frozen])
+            lr = stack.lr_tensor(lr)
+            fixed = schedule.constant and not rules.auto.any() and not stack.frozen.any()
+            steady = (stack.alive, lr) if fixed else None
         stack.update(grads, lr, configs[0])
         seconds[runs] += (time.perf_counter() - tick) / len(runs)
     return rules, finals, seconds
