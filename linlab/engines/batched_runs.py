@@ -293,6 +293,7 @@ def run_stack(path, configs, factors, lrs, widths, dtype, device, data=None):
     rules, schedule = StopRules(configs, lrs), Schedule(configs, lrs)
     finals, seconds = [None] * len(configs), np.zeros(len(configs))
     steady = None  # (rows, lr tensor) while the rows and their learning rates do not change
+    every = np.arange(len(configs))  # all rows, while none is frozen
     for t in range(int(rules.epochs.max()) + 1):
         tick = time.perf_counter()
         loss, gW, gb = path.loss_and_grads(*stack.split())
@@ -302,7 +303,9 @@ def run_stack(path, configs, factors, lrs, widths, dtype, device, data=None):
             live = np.flatnonzero(~stack.frozen)
             runs, loss = stack.alive[live], loss[live]
         else:
-            live, runs = np.arange(len(stack.alive)), stack.alive
+            if len(every) != len(stack.alive):
+                every = np.arange(len(stack.alive))
+            live, runs = every, stack.alive
         stopped, diverged = rules.judge(t, runs, loss)
         if stopped.any():
             stack.freeze(live[stopped], diverged[stopped], grads, t)

@@ -41,9 +41,11 @@ def _sum_first(T: torch.Tensor, ones: torch.Tensor) -> torch.Tensor:
     return (ones[:, : T.shape[0]] @ T.view(T.shape[0], -1)).view(T.shape[1:])
 
 
-def _mm_last(X: torch.Tensor, Y: torch.Tensor, ones: torch.Tensor) -> torch.Tensor:
+def _mm_last(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
     # per-run X @ Y with the run index last: (m, a, B) x (a, c, B) -> (m, c, B)
     (m, a, B), c = X.shape, Y.shape[1]
+    if a == 1:
+        return torch.mul(X, Y, out=X.new_empty((m, c, B)))
     out = torch.mul(X[:, :1], Y[:1], out=X.new_empty((m, c, B)))
     for t in range(1, a):  # term by term: an order that does not depend on B
         out.addcmul_(X[:, t, None], Y[t])
@@ -198,7 +200,7 @@ class StatsPath:
         self.stacked = self._tensor(np.vstack([terms.root, scale * A]))  # [R; sA], (2d, d)
         self.P, self.sr = self._tensor(terms.P[:, :, None]), self._tensor(scale * terms.r[:, :, None])
         self.r = self._tensor(terms.r.reshape(1, d * k))
-        self.ones = self._tensor(np.ones((1, max(d * k, 2 * BATCH_LAST_WIDTH))))
+        self.ones = self._tensor(np.ones((1, d * k)))
 
     def batch_last(self, widths) -> bool:
         """Whether a stack of these padded widths is best kept with the run index last."""
@@ -245,23 +247,24 @@ class StatsPath:
         # not depend on B (products with a shared matrix, or term by term), so that a run
         # ends in the same place whatever the size of its stack
         d, k, B = self.d, self.k, factors[0].shape[0]
-        ones = self.ones if self.ones.shape[1] >= max(k, *factors[0].shape[1:]) else factors[0].new_ones(
-            (1, max(d * k, *[max(W.shape[1:]) for W in factors])))
+        ones = self.ones  # sums run over d or d·k terms
         Ws = [W.permute(1, 2, 0) for W in factors]  # (H_{j-1}, H_j, B), contiguous
         Qs = [Ws[0]]
         for W in Ws[1:]:
-            Qs.append(_mm_last(Qs[-1], W, ones))
+            Qs.append(_mm_last(Qs[-1], W))
         D = (Qs[-1] - self.P).view(d * k, B)  # Δ, one column per run
         Dw = D.view(d, k * B)
         Z = self.stacked @ Dw if k * B > 1 else (self.stacked @ torch.cat([Dw, Dw], 1))[:, :1]  # [RΔ; sAΔ]
         quad = _sum_first(Z[:d].square().view(d * k, B), ones)  # ‖RΔ‖²
         lin = (self.r @ D)[0]  # tr(Δᵀr)
-        loss = (quad + 2.0 * lin + self.floor) / self.divisor
+        loss = quad.add_(lin, alpha=2.0).add_(self.floor)  # (quad + 2 lin + L*) / divisor
+        if self.divisor != 1:
+            loss.div_(self.divisor)
         G = Z[d:].view(d, k, B) + self.sr  # ∂ℓ/∂P
         grads = [None] * len(Ws)
         for j in reversed(range(1, len(Ws))):
             T = torch.mul(Qs[j - 1][:, :, None], G[:, None], out=G.new_empty((d, *Ws[j].shape)))
             grads[j] = _sum_first(T, ones)
-            G = _mm_last(G, Ws[j].transpose(0, 1), ones)
+            G = _mm_last(G, Ws[j].transpose(0, 1))
         grads[0] = G
         return loss, [g.permute(2, 0, 1) for g in grads], None
