@@ -18,7 +18,6 @@ import dataclasses
 import gc
 import operator
 import time
-import weakref
 from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import NamedTuple
@@ -323,7 +322,7 @@ def _stacked(data, configs, starts, lrs, key, indices, paths, budget, results) -
 
 def _stacked_class(data, configs, starts, lrs, key, indices, source, data_path, dtype, device, budget,
                    results) -> None:
-    widths = padded_widths([configs[i].widths for i in indices])
+    widths, truth = padded_widths([configs[i].widths for i in indices]), _truth(data)
     for chunk in _chunks(indices, key, widths, configs, budget, data_path):
         group = [configs[i] for i in chunk]
         rules, finals, seconds = run_stack(
@@ -331,7 +330,7 @@ def _stacked_class(data, configs, starts, lrs, key, indices, source, data_path, 
         )
         with np.errstate(all="ignore"):  # a run that diverged at its start may overflow its distance
             for j, i in enumerate(chunk):
-                results[i] = _record(data, group[j], key.device, rules, j, finals[j], seconds[j], starts[i])
+                results[i] = _record(data, group[j], key.device, rules, j, finals[j], seconds[j], starts[i], truth)
 
 
 def _one_by_one(data, configs, starts, key, indices, results) -> None:
@@ -351,25 +350,26 @@ def _config_record(config: TrainConfig, device: str, data_name: str) -> dict:
     return record
 
 
-def _distance(data, factors) -> float | None:
-    # ‖W1⋯WL − W_true‖_F / ‖W_true‖_F, as np.linalg.norm computes it, with W_true's norm kept per dataset
+def _truth(data) -> tuple[np.ndarray, float] | None:
+    # W_true in float64 and its norm (at least 1e-300), or None
     if data.W_true is None:
         return None
-    if _TRUE.get(data) is None:
-        W_true = np.asarray(data.W_true, dtype=np.float64)
-        _TRUE[data] = W_true, max(float(np.linalg.norm(W_true)), 1e-300)
-    W_true, norm = _TRUE[data]
-    x = (end_to_end(factors) - W_true).ravel()
-    return float(np.sqrt(x.dot(x)) / norm)
+    W_true = np.asarray(data.W_true, dtype=np.float64)
+    return W_true, max(float(np.linalg.norm(W_true)), 1e-300)
 
 
-_TRUE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+def _distance(truth, factors) -> float | None:
+    # ‖W1⋯WL − W_true‖_F / ‖W_true‖_F, with the Frobenius norm as np.linalg.norm computes it
+    if truth is None:
+        return None
+    x = (end_to_end(factors) - truth[0]).ravel()
+    return float(np.sqrt(x.dot(x)) / truth[1])
 
 
-def _record(data, config, device, rules, j, final, seconds, start) -> RunResult:
+def _record(data, config, device, rules, j, final, seconds, start, truth) -> RunResult:
     n = int(rules.length[j])
     factors, biases = final
-    distance = _distance(data, factors)
+    distance = _distance(truth, factors)
     return RunResult(
         config=_config_record(config, device, data.name), outcome=rules.outcome[j], message=rules.message[j],
         history=rules.history[:n, j].copy(), epochs=n - 1, lr=float(rules.lrs[j]), factors=factors,
