@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..stats import Stats
-from .batched_stack import backward, is_batch_last
+from .batched_stack import is_batch_last
 
 # L* and r come from the rows when L* is below this fraction of ‖Y‖² (cancellation would
 # cost more than 1e-12 of it), or when the rows are few enough (entries of X) to pass cheaply
@@ -56,6 +56,18 @@ def _mm_last(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
     out = torch.mul(X[:, :1], Y[:1], out=X.new_empty((m, c, B)))
     for t in range(1, a):  # term by term: an order that does not depend on B
         out.addcmul_(X[:, t, None], Y[t])
+    return out
+
+
+def _times_transpose(G: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    # per-run G Wᵀ, (B, m, c) x (B, a, c) -> (B, m, a); for c <= 2 and a <= 16 term by term
+    # (1.5-2x faster than torch.bmm there), else torch.bmm
+    (B, m, c), a = G.shape, W.shape[1]
+    if c > 2 or a > 16:
+        return torch.bmm(G, W.transpose(1, 2))
+    out = torch.mul(G[:, :, :1], W[:, None, :, 0], out=G.new_empty((B, m, a)))
+    for t in range(1, c):
+        out.addcmul_(G[:, :, t, None], W[:, None, :, t])
     return out
 
 
@@ -244,8 +256,11 @@ class StatsPath:
         lin = Z[:, 2 * d:].reshape(B, k, k).diagonal(dim1=1, dim2=2).sum(1)  # tr(Δᵀr)
         loss = (quad + 2.0 * lin + self.floor) / self.divisor
         G = Z[:, d:2 * d].reshape(B, k, d).transpose(1, 2)  # (B, d, k) ∂ℓ/∂P
-        grads, _, G1 = backward([None] + Qs, G, factors, False)
-        grads[0] = G1  # the first layer's input is the identity
+        grads = [None] * L  # ∂ℓ/∂W_j = Q_{j-1}ᵀ G_j, G_{j-1} = G_j W_jᵀ (the first layer's input is I)
+        for j in reversed(range(1, L)):
+            grads[j] = torch.bmm(Qs[j - 1].transpose(1, 2), G)
+            G = _times_transpose(G, factors[j])
+        grads[0] = G
         return loss, grads, None
 
     def _batch_last(self, factors):
