@@ -1,7 +1,16 @@
+import os
+
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from linlab.data import seed_dataset
+
+# CI explores the same examples on every run (no flaky failures, no example database);
+# locally hypothesis keeps searching new ones
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
