@@ -260,6 +260,20 @@ def test_auto_lr_trains_plain_regression(seed_data, settings_):
     assert run.outcome == "converged", run.message
 
 
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_mini_batch_auto_lr_contracts_on_every_batch_the_loop_makes(reduction):
+    # 11 rows in batches of 10: the last holds one row, which with "mean" is the sharpest batch
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((11, 3)) * np.array([[5.0]] + [[1.0]] * 10)
+    data = Dataset(X, X @ np.ones((3, 2)))
+    config = TrainConfig(widths=(3, 2), lr="auto", batch_size=10, reduction=reduction)
+    lr = auto_lr(data, config, init_factors(config.widths))
+    for rows in (np.arange(10), np.arange(1, 11), np.array([0])):
+        scale = 1.0 if reduction == "sum" else 1.0 / (len(rows) * 2)
+        top = 2 * scale * np.linalg.eigvalsh(X[rows].T @ X[rows])[-1]
+        assert 0 < lr * top <= 1 + 1e-12
+
+
 def test_auto_lr_lp_descends_monotonically(seed_data):
     # ℓ4's curvature vanishes with the residuals, so progress is sublinear, but never unstable
     run = fit(seed_data, TrainConfig(widths=(10, 2), loss="lp", lr="auto", epochs=500, tol=0.0))

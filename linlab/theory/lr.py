@@ -13,8 +13,10 @@ The rules, by model and optimizer (plain SGD; the others raise a ValueError sayi
   p(p−1)|r|^{p−2} shrinks as the residuals do); p < 2 has unbounded curvature near r = 0
   and is refused.
 - depth 1, mini-batches: 1/Λ with Λ an upper bound on every batch's Hessian,
-  Λ = 2s·min(λmax(XᵀX), Σ of the b largest ‖x_i‖²) (X_BᵀX_B ⪯ XᵀX, and λmax(X_BᵀX_B) <=
-  tr(X_BᵀX_B)); each update is then a contraction, 0 ⪯ η·H_B ⪯ I.
+  Λ = max over the batch sizes m (b, and n mod b for the last batch) of
+  2s_m·min(λmax(XᵀX), Σ of the m largest ‖x_i‖²), s_m = 1 (sum) or 1/(m·k) (mean)
+  (X_BᵀX_B ⪯ XᵀX, and λmax(X_BᵀX_B) <= tr(X_BᵀX_B)); each update is then a
+  contraction, 0 ⪯ η·H_B ⪯ I.
 - depth > 1, squared loss: ``SAFETY`` × 2/sharpness at the initial factors, sharpness from
   exact Hessian-vector products (:func:`~linlab.theory.deep.sharpness`). ``SAFETY = 1/2``
   puts every initial curvature direction in the monotone regime 0 <= ηλ <= 1 and leaves a
@@ -68,10 +70,12 @@ def _batch_curvature(data, config, stats: Stats) -> float:
     if config.bias:
         X = np.hstack([X, np.ones((X.shape[0], 1))])
     b = int(config.batch_size)
-    row_norms = np.sort(np.sum(X * X, axis=1))[::-1]
+    top = np.cumsum(np.sort(np.sum(X * X, axis=1))[::-1])  # top[m - 1]: the m largest ‖x_i‖²
     lam_full = float(np.linalg.eigvalsh(X.T @ X)[-1])
-    scale = 1.0 if config.reduction == "sum" else 1.0 / (b * stats.n_targets)
-    return 2.0 * scale * min(lam_full, float(row_norms[:b].sum()))
+    # batches hold b rows, the last n mod b; with "mean" the shorter one can be the sharper
+    sizes = {b, X.shape[0] % b or b}
+    scale = {m: 1.0 if config.reduction == "sum" else 1.0 / (m * stats.n_targets) for m in sizes}
+    return max(2.0 * scale[m] * min(lam_full, float(top[m - 1])) for m in sizes)
 
 
 def _lp_curvature(data, config, factors, biases) -> float:
