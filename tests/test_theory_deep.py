@@ -402,6 +402,13 @@ def test_trajectory_and_time_to_learn_agree_at_every_depth(depth):
         assert t_fraction[0] < t_fraction[1]
 
 
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_saxe_trajectory_of_zero_epochs_is_the_start(depth):
+    u = saxe_trajectory([2.0, 0.5], [0.01, 0.02], lr=1e-3, epochs=0, depth=depth)
+    assert u.shape == (1, 2)
+    np.testing.assert_allclose(u[0], [0.01, 0.02], rtol=1e-14)
+
+
 def test_saxe_limits_and_errors():
     u = saxe_trajectory([0.0, 1e-9], 0.01, lr=0.5, epochs=50)  # τ = 1: no target, the mode decays
     np.testing.assert_allclose(u[:, 0], 0.01 / (1 + 2 * 0.01 * np.arange(51)), rtol=1e-12)

@@ -231,6 +231,8 @@ def saxe_trajectory(s, u0, lr: float, epochs: int, *, n: int = 1, n_targets: int
         positive = s > 0
         rise = np.where(positive, -np.expm1(-x) / np.where(positive, s, 1.0), 2.0 * t / tau)
         return u0 / (np.exp(-x) + u0 * rise)
+    if t.size == 1:  # epochs = 0: solve_ivp needs an interval of positive length
+        return u0[None] * 1.0
     s_flat, u0_flat = s.ravel(), u0.ravel()
 
     def rate(_, x):  # x = ln u
