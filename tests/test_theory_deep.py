@@ -429,3 +429,17 @@ def test_sharpness_at_a_zero_hessian_and_at_a_non_finite_point():
     assert sharpness(stats, zeros) == 0.0
     with pytest.raises(ValueError, match="needs finite factors"):
         sharpness(stats, [np.full((6, 3), np.inf), np.zeros((3, 2))])
+
+
+@pytest.mark.parametrize("kwargs, reason", [
+    ({"widths": (6, 4, 2), "loss": "huber"}, 'needs loss="squared"'),
+    ({"widths": (6, 3, 3, 2), "init": "zeros"}, "saddle"),
+])
+def test_advise_without_an_auto_lr_rule_still_gives_its_other_numbers(kwargs, reason):
+    from linlab.theory import advise
+
+    data = synthetic(n=40, d=6, k=2, seed=0)
+    a = advise(data, **kwargs)
+    assert a.lr["recommended"] is None and reason in a.lr["rule"]
+    assert a.bounds["stable_lr"] > 0 and any("No lr is recommended" in note for note in a.notes)
+    assert not any('lr="auto"' in note and "train with" in note for note in a.notes)

@@ -19,8 +19,9 @@ class Advice:
     """What theory says about training `widths` on a dataset.
 
     ``floor``: L*, the rank of Ŷ and the rank floor (squared loss); ``bounds``: the
-    depth-1 Hessian's learning-rate facts; ``lr``: the recommended lr for `widths`, its
-    stability bound and how it was chosen; ``forecast``: epochs to tol; ``notes``: the
+    depth-1 Hessian's learning-rate facts; ``lr``: the recommended lr for `widths` (None
+    where ``lr="auto"`` has no rule for the model, the rule then says why), its stability
+    bound and how it was chosen; ``forecast``: epochs to tol; ``notes``: the
     same in sentences.
     """
 
@@ -76,7 +77,11 @@ def _lr(data, config: TrainConfig, factors, biases, bounds: dict) -> dict:
         rule = "1/sharpness at the initial factors (half the stability bound), lowered if the loss rises"
     elif config.loss == "lp":
         stable, rule = None, f"1/λmax of the ℓ{config.p:g} Hessian at the initial factors"
-    return {"recommended": auto_lr(data, config, factors, biases), "stable": stable, "rule": rule}
+    try:
+        recommended = auto_lr(data, config, factors, biases)
+    except ValueError as err:  # no rule covers this model (e.g. the huber loss beyond depth 1)
+        recommended, rule = None, str(err)
+    return {"recommended": recommended, "stable": stable, "rule": rule}
 
 
 def _forecast(data, config: TrainConfig, floor: dict | None, bounds: dict, recommended: float,
@@ -125,9 +130,13 @@ def _notes(a: Advice) -> list[str]:
         notes.append(line + ".")
     if f is not None and f["ls_loss"] > a.tol:
         notes.append(f"L* = {f['ls_loss']:.6g} is above tol={a.tol:g}: no linear model gets there; raise tol.")
-    notes.append(f"Recommended lr for widths {a.widths}: {a.lr['recommended']:.3g} ({a.lr['rule']}).")
+    if a.lr["recommended"] is None:
+        notes.append(f"No lr is recommended for widths {a.widths}: {a.lr['rule']}")
+    else:
+        notes.append(f"Recommended lr for widths {a.widths}: {a.lr['recommended']:.3g} ({a.lr['rule']}).")
     if len(a.widths) > 2 and fc["epochs_to_tol"] is None:
-        notes.append("Depth > 1 has no closed-form epoch count; train with lr=\"auto\" and watch the loss.")
+        how = 'train with lr="auto"' if a.lr["recommended"] is not None else "train"
+        notes.append(f"Depth > 1 has no closed-form epoch count; {how} and watch the loss.")
     if a.loss != "squared":
         notes.append(f"Floors and forecasts are exact for the squared loss only; {a.loss!r} gets bounds alone.")
     return notes
