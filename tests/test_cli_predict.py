@@ -179,6 +179,25 @@ def test_predict_bad_inputs(in_tmp, table):
         assert message in result.stderr and "Traceback" not in result.output, (args, result.stderr)
 
 
+def test_outputs_never_overwrite_the_inputs(in_tmp, table):
+    X, _ = table
+    ckpt = trained_checkpoint(in_tmp, table)
+    write_csv(in_tmp / "new.csv", ["a", "b", "c"], X[:3])
+    before = {name: (in_tmp / name).read_bytes() for name in ("new.csv", ckpt.name, "train.csv")}
+    for args, message in [
+        (["predict", "--checkpoint", ckpt.name, "--input", "new.csv", "--output", "./new.csv"], "is the --input file"),
+        (["predict", "--checkpoint", ckpt.name, "--input", "new.csv", "--output", ckpt.name + ".csv"], None),
+        (["train", "--data", "train.csv", "--targets", "y1,y2", "--epochs", 2, "--checkpoint", "train.csv"],
+         "is the --data file"),
+    ]:
+        result = run(*args)
+        if message is None:  # a different file is fine
+            assert result.exit_code == 0, result.output
+            continue
+        assert result.exit_code == 2 and message in result.stderr, (args, result.output)
+    assert {name: (in_tmp / name).read_bytes() for name in before} == before
+
+
 def test_train_on_bad_files_says_where(in_tmp):
     (in_tmp / "ragged.csv").write_text("a,b,y\n1,2,3\n4,5\n")
     (in_tmp / "text.csv").write_text("a,b,y\n1,2,3\n4,five,6\n")

@@ -147,8 +147,9 @@ def drop_overridden(ctx: click.Context, settings: dict) -> dict:
     return settings
 
 
-def check_output_file(option: str, path) -> None:
-    """Refuse, before any work, a file path that is a folder or lies under a file.
+def check_output_file(option: str, path, inputs=()) -> None:
+    """Refuse, before any work, a file path that is a folder, lies under a file, or is one
+    of the command's `inputs` (``(option, path)`` pairs), which writing would overwrite.
 
     Examples
     --------
@@ -157,8 +158,16 @@ def check_output_file(option: str, path) -> None:
     Traceback (most recent call last):
     ...
     IsADirectoryError: --output '...' is a folder; give a file name inside it, such as ....
+    >>> check_output_file("--output", "new.csv", inputs=[("--input", "./new.csv")])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileExistsError: --output 'new.csv' is the --input file; writing it would overwrite that file. ...
     """
     path = Path(path)
+    for name, other in inputs:
+        if other is not None and path.resolve() == Path(other).resolve():
+            raise FileExistsError(f"{option} {str(path)!r} is the {name} file; writing it would overwrite "
+                                  "that file. Give another file name.")
     if path.is_dir():
         raise IsADirectoryError(
             f"{option} {str(path)!r} is a folder; give a file name inside it, such as {path / 'out'}."

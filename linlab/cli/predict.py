@@ -44,7 +44,8 @@ def predict(checkpoint_path, input_path, output_path, features, delimiter):
     from .options import check_output_file
 
     if output_path is not None:
-        check_output_file("--output", output_path)
+        check_output_file("--output", output_path,
+                          inputs=[("--input", input_path), ("--checkpoint", checkpoint_path)])
         output_format(output_path)
     ckpt = load_checkpoint(checkpoint_path)
     factors, biases = checkpoint_params(ckpt)

@@ -265,12 +265,18 @@ def _checkpoint_callback(settings: dict, data, config: TrainConfig):
         raise ValueError(f"--checkpoint-every {every} needs --checkpoint PATH and a positive number of epochs.")
     if not path:
         return None
-    check_output_file("--checkpoint", path)
+    check_output_file("--checkpoint", path, inputs=[("--data", _file_or_none(settings.get("data"))),
+                                                     ("--config", settings.get("config_file"))])
     from ..checkpoint import CheckpointCallback
 
     # without --checkpoint-every the file is written once, when the run ends
     return CheckpointCallback(path, every=every or config.epochs + 1, data=data,
                               scaler=data.provenance.get("scaler"))
+
+
+def _file_or_none(spec):
+    # a --data spec that names a file (not seed or synthetic:...), else None
+    return spec if spec is not None and Path(spec).is_file() else None
 
 
 def _tensorboard_callback(logdir):
