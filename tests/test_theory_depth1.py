@@ -274,6 +274,19 @@ def test_mini_batch_auto_lr_contracts_on_every_batch_the_loop_makes(reduction):
         assert 0 < lr * top <= 1 + 1e-12
 
 
+def test_mini_batch_auto_lr_for_lp_bounds_every_batch_hessian():
+    data = synthetic(n=200, d=4, k=1, seed=0, noise=0.5)
+    config = TrainConfig(widths=(4, 1), lr="auto", loss="lp", p=4, reduction="mean", batch_size=1,
+                         epochs=200, tol=0.0)
+    W = init_factors(config.widths)[0]
+    lr = auto_lr(data, config, [W])
+    r = (data.X @ W - data.Y)[:, 0]
+    sharpest = max(12 * r[i] ** 2 * data.X[i] @ data.X[i] for i in range(200))  # p(p−1)|r|^{p−2}‖x‖², m = 1
+    assert 0 < lr * sharpest <= 1 + 1e-12
+    run = fit(data, config)
+    assert run.outcome != "diverged" and run.final_loss < 0.1 * run.history[0]
+
+
 def test_auto_lr_lp_descends_monotonically(seed_data):
     # ℓ4's curvature vanishes with the residuals, so progress is sublinear, but never unstable
     run = fit(seed_data, TrainConfig(widths=(10, 2), loss="lp", lr="auto", epochs=500, tol=0.0))

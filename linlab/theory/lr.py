@@ -11,7 +11,8 @@ The rules, by model and optimizer (plain SGD; the others raise a ValueError sayi
   the huber Hessian everywhere, so the rate is stable on the whole path.
 - depth 1, ℓp loss with p >= 2: 1/λmax of the Hessian at the initial point (its curvature
   p(p−1)|r|^{p−2} shrinks as the residuals do); p < 2 has unbounded curvature near r = 0
-  and is refused.
+  and is refused. With mini-batches and ``"mean"`` the Hessian is divided by the smallest
+  batch's m·k entries instead of n·k (X_BᵀDX_B ⪯ XᵀDX bounds every batch).
 - depth 1, mini-batches: 1/Λ with Λ an upper bound on every batch's Hessian,
   Λ = max over the batch sizes m (b, and n mod b for the last batch) of
   2s_m·min(λmax(XᵀX), Σ of the m largest ‖x_i‖²), s_m = 1 (sum) or 1/(m·k) (mean)
@@ -79,7 +80,8 @@ def _batch_curvature(data, config, stats: Stats) -> float:
 
 
 def _lp_curvature(data, config, factors, biases) -> float:
-    """λmax of the ℓp loss Hessian at W: blocks p(p−1)·Xᵀdiag(|r_j|^{p−2})X per target j."""
+    """λmax of the ℓp loss Hessian at W: blocks p(p−1)·Xᵀdiag(|r_j|^{p−2})X per target j
+    (an upper bound for each mini-batch's Hessian)."""
     X, Y = _rows(data)
     if X is None:
         raise ValueError('lr="auto" for the lp loss needs the rows of X; pass a Dataset, not Stats.')
@@ -89,7 +91,10 @@ def _lp_curvature(data, config, factors, biases) -> float:
         X = np.hstack([X, np.ones((X.shape[0], 1))])
     p = float(config.p)
     top = max(float(np.linalg.eigvalsh((X * np.abs(r)[:, None] ** (p - 2)).T @ X)[-1]) for r in R.T)
-    return p * (p - 1) * top * (1.0 if config.reduction == "sum" else 1.0 / Y.size)
+    rows = Y.shape[0]
+    if config.batch_size is not None and config.batch_size < rows:  # the smallest batch's rows
+        rows = rows % config.batch_size or config.batch_size
+    return p * (p - 1) * top * (1.0 if config.reduction == "sum" else 1.0 / (rows * Y.shape[1]))
 
 
 def _depth1_lr(data, config, factors, biases) -> float:
