@@ -144,6 +144,23 @@ def test_checkpoint_then_resume_equals_one_uninterrupted_run():
     assert resumed["summary"]["epochs"] == 30
 
 
+def test_resume_takes_the_data_file_its_columns_scaling_and_split_from_the_checkpoint(in_tmp):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3)) * [100.0, 2.0, 30.0] + [1000.0, 3.0, 50.0]
+    rows = np.hstack([X, X @ [[0.5], [10.0], [2.0]] + rng.normal(size=(50, 1))])
+    (in_tmp / "h.csv").write_text("price,a,b,c\n" + "".join(f"{r[3]},{r[0]},{r[1]},{r[2]}\n" for r in rows))
+    args = ("--data", "h.csv", "--targets", "price", "--standardize", "--val-fraction", 0.2, "--split-seed", 4)
+    whole = run_json(*args, "--epochs", 40)
+    assert run("train", *args, "--epochs", 15, "--checkpoint", "h.ckpt", "-q").exit_code == 0
+    resumed = run_json("--resume", "h.ckpt", "--epochs", 40)  # as the README writes it: no data flags
+    assert resumed["summary"]["final_loss"] == whole["summary"]["final_loss"]
+    assert resumed["summary"]["final_val_loss"] == whole["summary"]["final_val_loss"]
+    for flags, message in [(["--no-standardize"], "was trained with standardize True"),
+                           (["--targets", "a"], "was trained with targets ['price']")]:
+        result = run("train", "--resume", "h.ckpt", "--epochs", 40, *flags)
+        assert result.exit_code == 2 and message in result.stderr, result.output
+
+
 def test_checkpoint_every_writes_during_the_run(in_tmp):
     from linlab.checkpoint import load_checkpoint
 

@@ -29,6 +29,8 @@ DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.defa
 SINGLE_RUN_ENGINES = ("numpy", "autograd", "module")
 # the settings that go into TrainConfig; the rest say where data comes from and where output goes
 CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+# the settings that say which rows a run trains on: stored in its checkpoint, taken back by --resume
+DATA_KEYS = ("data", "features", "targets", "delimiter", "standardize", "val_fraction", "split_seed")
 
 
 def _option(*decls, **kwargs):
@@ -271,7 +273,8 @@ def _checkpoint_callback(settings: dict, data, config: TrainConfig):
 
     # without --checkpoint-every the file is written once, when the run ends
     return CheckpointCallback(path, every=every or config.epochs + 1, data=data,
-                              scaler=data.provenance.get("scaler"))
+                              scaler=data.provenance.get("scaler"),
+                              extra={"data_settings": {k: settings.get(k) for k in DATA_KEYS}})
 
 
 def _file_or_none(spec):
@@ -292,10 +295,10 @@ def _tensorboard_callback(logdir):
 
 
 def _settings_from_checkpoint(ctx, settings: dict, checkpoint: dict) -> dict:
-    """Settings left at their defaults take the checkpointed run's values instead."""
-    saved = dict(checkpoint["config"])
+    """Settings left at their defaults take the checkpointed run's values instead (the data's too)."""
+    saved = {**(checkpoint.get("extra") or {}).get("data_settings", {}), **checkpoint["config"]}
     settings = dict(settings)
-    for key in CONFIG_KEYS:
+    for key in (*CONFIG_KEYS, *DATA_KEYS):
         if key in saved and key != "widths" and not _given(ctx, key):
             settings[key] = saved[key]
     if not _given(ctx, "widths", "depth", "width"):
@@ -308,13 +311,21 @@ RESUME_KEYS = ("widths", "bias", "engine", "optimizer")
 
 
 def _check_resume_data(checkpoint: dict, path, data) -> None:
-    """Refuse to continue a run on other data than it was trained on."""
-    trained_on = (checkpoint.get("data") or {}).get("name")
+    """Refuse to continue a run on other data than it was trained on, or on other columns or scaling."""
+    record = checkpoint.get("data") or {}
+    trained_on = record.get("name")
     if trained_on is not None and trained_on != data.name:
         raise ValueError(
             f"--resume {path!r} was trained on data {trained_on!r}, but --data gives {data.name!r}; "
             "give the same --data to continue the run."
         )
+    saved, now = record.get("provenance") or {}, data.provenance
+    for key in ("targets", "features", "standardize"):
+        if key in saved and _plain(saved[key]) != _plain(now.get(key)):
+            raise ValueError(
+                f"--resume {path!r} was trained with {key} {_plain(saved[key])!r}, but this run has "
+                f"{_plain(now.get(key))!r}; leave out --{key} to take the checkpoint's, or start afresh."
+            )
 
 
 def _resume_from(checkpoint: dict, path, config: TrainConfig) -> dict:
