@@ -48,6 +48,19 @@ class DeepLinear(nn.Module):
     @torch.no_grad()
     def set_factors(self, factors, biases=None) -> None:
         """Copy NumPy factors (and biases) into the layers."""
+        shapes = list(zip(self.widths[:-1], self.widths[1:]))
+        if [tuple(np.shape(W)) for W in factors] != shapes:
+            raise ValueError(
+                f"factors have shapes {[np.shape(W) for W in factors]}; widths={self.widths} need {shapes}."
+            )
+        if biases is not None and self.layers[0].bias is None:
+            raise ValueError("biases were given to a DeepLinear made with bias=False; pass bias=True, "
+                             "or biases=None.")
+        if biases is not None and [tuple(np.shape(b)) for b in biases] != [(w,) for w in self.widths[1:]]:
+            raise ValueError(
+                f"biases have shapes {[np.shape(b) for b in biases]}; widths={self.widths} need "
+                f"{[(w,) for w in self.widths[1:]]}."
+            )
         for layer, W in zip(self.layers, factors, strict=True):
             layer.weight.copy_(torch.as_tensor(np.asarray(W).T))
         if biases is not None:

@@ -66,6 +66,17 @@ def test_deep_linear_with_bias_and_state_dict_round_trip():
     assert torch.equal(other.end_to_end(), net.end_to_end())
 
 
+@pytest.mark.parametrize("kwargs, match", [
+    ({"factors": [np.ones((2, 3))]}, r"factors have shapes \[\(2, 3\)\]; widths=\(3, 2\) need \[\(3, 2\)\]"),
+    ({"factors": [np.ones((3, 2)), np.ones((2, 1))]}, "factors have shapes"),
+    ({"biases": [np.ones(2)]}, "bias=False"),
+    ({"bias": True, "biases": [np.ones(3)]}, r"biases have shapes \[\(3,\)\]"),
+])
+def test_deep_linear_names_parameters_of_the_wrong_shape(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DeepLinear((3, 2), **kwargs)
+
+
 def test_bad_widths_and_init_are_named():
     with pytest.raises(ValueError, match="widths=.*at least two positive integers"):
         init_factors((3,))
