@@ -128,6 +128,9 @@ def test_every_flag_is_a_key():
     ("lr = 0\n", "lr=0.0 must be a finite number > 0"),
     ("widths = [[1], [2]]\n", "nested lists"),
     ("[seed]\nx = 1\n", "holds a table"),
+    ("bias = 3\n", "bias = 3 is not valid: write true or false"),
+    ("epochs = 1.5\n", "epochs = 1.5 is not valid: '1.5' is not a valid integer"),
+    ("extra = 5\n", "extra = 5 is not a table"),
 ])
 def test_bad_files_are_one_message_and_exit_code_2(in_tmp, text, message):
     (in_tmp / "bad.toml").write_text(text)

@@ -84,6 +84,9 @@ def read_config_file(path: str | Path, keys: dict[str, str]) -> dict:
 
 def _flag_value(path: Path, key: str, value):
     # a TOML value written the way its flag would take it
+    if key == "extra" and not isinstance(value, (dict, list)):
+        raise ValueError(f"--config {str(path)!r}: extra = {value!r} is not a table; write e.g. "
+                         'extra = {group = "baseline"}.')
     if isinstance(value, dict):
         if key != "extra":
             raise ValueError(f"--config {str(path)!r}: {key!r} holds a table; give it a single value.")
@@ -116,8 +119,24 @@ def config_file_callback(ctx: click.Context, param: click.Parameter, value):
     """
     if value is not None:
         settings = read_config_file(value, file_keys(ctx.command))
+        for p in ctx.command.params:
+            if p.name in settings and not p.multiple:
+                _check_type(value, p, settings[p.name], ctx)
         ctx.default_map = {**(ctx.default_map or {}), **settings}
     return value
+
+
+def _check_type(path, param: click.Parameter, value, ctx: click.Context) -> None:
+    # the check a flag's text gets: `epochs = 1.5` or `bias = 3` are refused, not rounded or crashed on
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    try:
+        param.type.convert(text, param, ctx)
+    except click.BadParameter as e:
+        if isinstance(param.type, click.types.BoolParamType):
+            reason = "write true or false"
+        else:
+            reason = e.message.rstrip(".") + ("; write a whole number" if param.type == click.INT else "")
+        raise ValueError(f"--config {str(path)!r}: {param.name} = {value!r} is not valid: {reason}.") from None
 
 
 def drop_overridden(ctx: click.Context, settings: dict) -> dict:
