@@ -61,6 +61,13 @@ def test_validation_history_and_callbacks(data):
     assert seen[-1].state()["epoch"] == 5 and len(seen[-1].state()["history"]) == 5
 
 
+@pytest.mark.parametrize("engine", ["numpy", "autograd", "module", "batched"])
+def test_validation_rows_of_another_shape_are_named(data, engine):
+    val = synthetic(n=10, d=4, k=2, seed=0)
+    with pytest.raises(ValueError, match="val 'synthetic.*' has 4 features and 2 targets, but the training"):
+        fit(data, TrainConfig(widths=(3, 2), epochs=3, engine=engine), val=val)
+
+
 def test_log_every(data):
     lines = []
     fit(data, TrainConfig(widths=(3, 2), lr=1e-3, epochs=9, log_every=3, tol=0), log=lines.append)

@@ -31,6 +31,11 @@ class Engine(ABC):
                 f"has {data.n_features} and {data.n_targets}; use widths "
                 f"({data.n_features}, ..., {data.n_targets})."
             )
+        if val is not None and (val.n_features, val.n_targets) != (d, k):
+            raise ValueError(
+                f"val {val.name!r} has {val.n_features} features and {val.n_targets} targets, but the "
+                f"training data has {d} and {k}; split validation rows from the same table."
+            )
         shapes = list(zip(config.widths[:-1], config.widths[1:]))
         if [tuple(np.shape(W)) for W in factors] != shapes:
             raise ValueError(
