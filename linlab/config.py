@@ -129,10 +129,10 @@ class TrainConfig:
             raise ValueError(f"alpha={self.alpha} must lie in [0, 1).")
         if self.loss == "lp" and not (isinstance(self.p, (int, float)) and self.p >= 1):
             raise ValueError(f"p={self.p} must be >= 1 for the lp loss (p=2 is squared error).")
-        for name in ("epochs", "stall_window", "log_every", "step_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value or value < (0 if name == "epochs" else 1):
-                raise ValueError(f"{name}={value!r} must be an integer >= {0 if name == 'epochs' else 1}.")
+        for name in ("epochs", "seed", "stall_window", "log_every", "step_size"):
+            value, low = getattr(self, name), 0 if name in ("epochs", "seed") else 1
+            if isinstance(value, bool) or int(value) != value or value < low:
+                raise ValueError(f"{name}={value!r} must be an integer >= {low}.")
             setattr(self, name, int(value))
         if self.batch_size is not None and (int(self.batch_size) != self.batch_size or self.batch_size < 1):
             raise ValueError(f"batch_size={self.batch_size} must be a positive integer, or None for full batch.")

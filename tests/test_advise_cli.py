@@ -87,6 +87,7 @@ def test_table_has_a_row_per_quantity(seed_data):
     (("--tol", "0"), "--tol 0.0 must be > 0"),
     (("--data", "no/such/file.csv"), "no such file"),
     (("--loss", "cubic"), "Invalid value for '--loss'"),
+    (("--seed", "-1"), "-1 is not in the range x>=0"),
 ])
 def test_bad_input_exits_2(args, message):
     result = run("advise", *args)

@@ -226,6 +226,8 @@ BAD_INPUTS = [
     (["--momentum", "1.5"], "momentum=1.5 must lie in [0, 1)"),
     (["--nesterov"], "nesterov=True needs momentum > 0"),
     (["--epochs", "-1"], "epochs=-1 must be an integer >= 0"),
+    (["--seed", "-1"], "seed=-1 must be an integer >= 0"),
+    (["--val-fraction", "0.2", "--split-seed", "-1"], "-1 is not in the range x>=0"),
     (["--data", "missing.csv"], "--data 'missing.csv': no such file"),
     (["--data", "synthetic:n=10,q=2"], "'q=2' is not KEY=VALUE with a KEY among"),
     (["--data", "synthetic:n=ten"], "n='ten' is not a valid int"),

@@ -61,7 +61,8 @@ def _plain(advice) -> str:
 @click.option("--bias/--no-bias", default=False, show_default=True, help="A bias in every layer.")
 @click.option("--init", type=click.Choice(INITS), default="normal", show_default=True,
               help="Initial factors the forecast starts from.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initial factors.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the initial factors.")
 @click.option("--lr", "compare_lr", help="Also forecast plain regression at this lr (e.g. the seed's 1e-5).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def advise(data_spec, widths, loss, reduction, tol, bias, init, seed, compare_lr, as_json):

@@ -51,7 +51,7 @@ OPTIONS = [
     _option("--standardize/--no-standardize", default=False, help="Scale a data file's columns to mean 0, std 1."),
     _option("--val-fraction", type=float, metavar="F",
             help="Hold out this fraction of rows for a validation loss."),
-    _option("--split-seed", type=int, default=0, help="Seed of the validation split."),
+    _option("--split-seed", type=click.IntRange(min=0), default=0, help="Seed of the validation split."),
     # model
     _option("--widths", metavar="D,H,...,K", help="Layer widths; by default (d, k) from the data."),
     _option("--depth", type=int, help="Number of layers; widths (d, W, ..., W, k) with --width W."),
