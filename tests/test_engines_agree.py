@@ -101,3 +101,11 @@ def test_engine_rejects_mismatched_widths(data):
         fit(data, TrainConfig(widths=(6, 3)))
     with pytest.raises(ValueError, match="initial factors have shapes"):
         make_engine("numpy", data, TrainConfig(widths=(5, 3)), [np.zeros((5, 2))])
+
+
+@pytest.mark.parametrize("engine", [*ENGINES, "batched"])
+@pytest.mark.parametrize("biases", [[np.zeros(3), np.zeros(4)], [np.zeros(1), np.zeros(1)]])
+def test_engine_rejects_biases_of_the_wrong_shape(data, engine, biases):
+    config = TrainConfig(widths=(5, 4, 3), bias=True, engine=engine)
+    with pytest.raises(ValueError, match=r"initial biases have shapes .*need \[\(4,\), \(3,\)\]"):
+        make_engine(engine, data, config, init_factors(config.widths), biases)

@@ -42,6 +42,12 @@ class Engine(ABC):
                 f"initial factors have shapes {[np.shape(W) for W in factors]}; "
                 f"widths={config.widths} need {shapes}."
             )
+        needed = [(w,) for w in config.widths[1:]]
+        if config.bias and biases is not None and [tuple(np.shape(b)) for b in biases] != needed:
+            raise ValueError(
+                f"initial biases have shapes {[np.shape(b) for b in biases]}; "
+                f"widths={config.widths} need {needed}."
+            )
         self.config = config
 
     @abstractmethod
