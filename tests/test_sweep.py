@@ -249,6 +249,10 @@ def test_a_foreign_table_is_refused(tmp_path):
     pq.write_table(pa.table({"run_id": ["a"], "loss": [1.0]}), path)
     with pytest.raises(ValueError, match="lacks the sweep column"):
         read_table(path)
+    (tmp_path / "notes.csv").write_text("some text\n")
+    for name, csv in [("other.parquet", True), ("notes.csv", False)]:
+        with pytest.raises(ValueError, match=f"{name} is not a (CSV|Parquet) sweep table"):
+            read_table(tmp_path / name, csv)
 
 
 # ---------------------------------------------------------------- execution and resume

@@ -166,12 +166,17 @@ def read_table(path, csv: bool = False) -> pa.Table:
     import pyarrow.parquet as pq
 
     path = Path(path)
-    if not csv:
-        table = pq.read_table(path)
-    else:
-        types = {f.name: f.type for f in SCHEMA if f.name != "history"}
-        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
-        table = table.append_column(HISTORY_FIELD, pa.array(_read_histories(path, table), HISTORY_FIELD.type))
+    try:
+        if not csv:
+            table = pq.read_table(path)
+        else:
+            types = {f.name: f.type for f in SCHEMA if f.name != "history"}
+            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
+            table = table.append_column(HISTORY_FIELD, pa.array(_read_histories(path, table), HISTORY_FIELD.type))
+    except (pa.ArrowException, OSError) as e:
+        reason = str(e).strip().splitlines()[0][:160]
+        raise ValueError(f"{path} is not a {'CSV' if csv else 'Parquet'} sweep table ({reason}); give the "
+                         "output of an earlier linlab sweep, in its format, or write to a new file.") from None
     missing = [name for name in SCHEMA.names if name not in table.column_names]
     if missing:
         raise ValueError(f"{path} lacks the sweep column(s) {missing}; it was not written by linlab "
