@@ -92,6 +92,17 @@ def test_bad_grid_files_exit_2_with_the_reason(folder, text, message):
     assert not Path("results.parquet").exists()
 
 
+def test_bad_outputs_are_refused_before_any_run(folder):
+    Path("notes.txt").write_text("keep me")
+    for args, message in [(["--out", "notes.txt/r.parquet"], "lies under 'notes.txt', which is a file"),
+                          (["--out", "sweep.toml", "--resume"], "is the --config file"),
+                          (["--out", "notes.txt", "--resume"], "notes.txt is not a Parquet sweep table")]:
+        result = invoke(*args)
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert "Traceback" not in result.output and "━" not in result.output  # no progress bar: no run
+    assert Path("notes.txt").read_text() == "keep me" and Path("sweep.toml").read_text() == GRID
+
+
 def test_a_missing_grid_file_is_a_usage_error(folder):
     result = CliRunner().invoke(main, ["sweep", "--config", "nowhere.toml"])
     assert result.exit_code == 2 and "nowhere.toml" in result.output
