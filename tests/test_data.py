@@ -74,9 +74,13 @@ def test_synthetic_is_reproducible_and_rejects_bad_settings():
     assert np.array_equal(synthetic(seed=4).X, synthetic(seed=4).X)
     for bad, match in [(dict(rank=3), "rank=3"), (dict(noise=-1.0), "noise=-1.0"),
                        (dict(condition=0.5), "condition=0.5"), (dict(n=0), "n=0"),
-                       (dict(weights="cauchy"), "weights='cauchy'")]:
+                       (dict(weights="cauchy"), "weights='cauchy'"), (dict(n=True), "n=True"),
+                       (dict(d="5"), "d='5'"), (dict(k=float("nan")), "k=nan"), (dict(rank=1.5), "rank=1.5")]:
         with pytest.raises(ValueError, match=match):
             synthetic(**bad)
+    whole = synthetic(n=20.0, d=3.0, k=2, rank=1.0, seed=4)  # integral floats, as a config file may give
+    assert whole.X.shape == (20, 3) and whole.provenance["rank"] == 1
+    assert np.array_equal(whole.X, synthetic(n=20, d=3, k=2, rank=1, seed=4).X)
 
 
 def test_stats_merge_and_loss(rng):

@@ -51,12 +51,14 @@ def synthetic(
     ((200, 6), (200, 3), 1)
     """
     for name, value in (("n", n), ("d", d), ("k", k)):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name}={value} must be a positive integer.")
+        if not _whole(value) or value < 1:
+            raise ValueError(f"{name}={value!r} must be a positive integer.")
+    n, d, k = int(n), int(d), int(k)
     full = min(d, k)
     rank = full if rank is None else rank
-    if int(rank) != rank or not 0 <= rank <= full:
-        raise ValueError(f"rank={rank} must be an integer in [0, min(d, k)] = [0, {full}].")
+    if not _whole(rank) or not 0 <= rank <= full:
+        raise ValueError(f"rank={rank!r} must be an integer in [0, min(d, k)] = [0, {full}].")
+    rank = int(rank)
     if weights not in WEIGHT_DISTRIBUTIONS:
         raise ValueError(f"weights={weights!r} is not one of {WEIGHT_DISTRIBUTIONS}.")
     if not (np.isfinite(noise) and noise >= 0):
@@ -82,3 +84,9 @@ def synthetic(
         "noise": noise, "condition": condition, "seed": seed,
     }
     return Dataset(X, Y, W, name=f"synthetic(n={n},d={d},k={k})", provenance=prov)
+
+
+def _whole(value) -> bool:
+    # an integer, or a float with an integral value (5.0); not a bool, a string or nan
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            and bool(np.isfinite(value)) and int(value) == value)
