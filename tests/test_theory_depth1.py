@@ -189,6 +189,8 @@ def test_epochs_to_tol_never(ill):
     assert epochs_to_tol(ill, W, 1.5 * lr_bounds(ill).stable_lr, ls * 1.01) is None  # diverges first
     with pytest.raises(ValueError, match="lr=-1"):
         epochs_to_tol(ill, W, -1, 1.0)
+    with pytest.raises(ValueError, match=r"b0 has shape \(5,\); expected \(n_targets,\) = \(3,\)"):
+        epochs_to_tol(ill, W, 0.5 * lr_bounds(ill).stable_lr, 1.0, b0=np.zeros(5))
 
 
 # --- stability bound on both sides --------------------------------------------------

@@ -247,7 +247,10 @@ def modes(data, W0, *, b0=None, reduction: str = "sum") -> Modes:
         raise ValueError(f"W0 has shape {W0.shape}; expected (n_features, n_targets) = {ls.coef.shape}.")
     E0 = W0 - ls.coef
     if intercept:
-        E0 = np.vstack([E0, np.asarray(b0, dtype=np.float64).reshape(1, -1) - ls.intercept])
+        b0 = np.asarray(b0, dtype=np.float64)
+        if b0.shape != ls.intercept.shape:
+            raise ValueError(f"b0 has shape {b0.shape}; expected (n_targets,) = {ls.intercept.shape}.")
+        E0 = np.vstack([E0, b0[None, :] - ls.intercept])
     keep = lam > 0
     proj = Q[:, keep].T @ E0  # (m, k)
     weight = 0.5 * lam[keep] * np.sum(proj * proj, axis=1)
