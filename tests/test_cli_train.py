@@ -304,6 +304,26 @@ def test_output_paths_of_the_wrong_kind_are_refused_before_training(in_tmp):
         assert result.exit_code == 2 and message in result.stderr, result.output
 
 
+def test_an_unwritable_output_folder_is_refused_before_training(in_tmp, monkeypatch):
+    import tempfile
+
+    (in_tmp / "locked").mkdir()
+    make = tempfile.TemporaryFile
+
+    def refuse_locked(*args, dir=None, **kwargs):  # a folder this user may not write in, even as root
+        if dir is not None and Path(dir).resolve() == (in_tmp / "locked").resolve():
+            raise PermissionError(13, "Permission denied")
+        return make(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse_locked)
+    for args in (["--checkpoint", "locked/run.ckpt"], ["--checkpoint", "locked/sub/run.ckpt"],
+                 ["--tensorboard", "locked/tb"]):
+        result = run("train", "--data", SYNTH, "--epochs", 2, "--log-every", 1, *args)
+        assert result.exit_code == 2, result.output
+        assert "'locked' refuses new files (Permission denied)" in result.stderr and "Epoch" not in result.output
+    assert list((in_tmp / "locked").iterdir()) == []
+
+
 def test_an_overflowing_start_is_a_clear_error():
     result = run("train", "--data", "seed", "--widths", "10,5,2", "--init", "scaled", "--init-scale", "1e200")
     assert result.exit_code == 2

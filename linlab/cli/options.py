@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -195,6 +196,11 @@ def check_output_file(option: str, path, inputs=()) -> None:
     if parent is not None and not parent.is_dir():
         raise NotADirectoryError(f"{option} {str(path)!r} lies under {str(parent)!r}, which is a file; choose "
                                  "another folder.")
+    try:  # a file made and dropped at once: the only test of writability that root also fails
+        tempfile.TemporaryFile(dir=parent if parent is not None else ".").close()
+    except OSError as e:
+        raise PermissionError(f"{option} {str(path)!r} cannot be written: {str(parent)!r} refuses new files "
+                              f"({e.strerror}); choose a folder you can write to.") from None
 
 
 def parse_lr(text) -> float | str:
