@@ -146,6 +146,12 @@ def test_bad_toml_names_the_file_and_line(in_tmp):
     assert "--config 'bad.toml' is not valid TOML" in result.stderr and "line 2" in result.stderr
 
 
+def test_a_folder_is_not_a_config_file(in_tmp):
+    (in_tmp / "runs").mkdir()
+    result = run("train", "--config", "runs")
+    assert result.exit_code == 2 and "--config 'runs' is a folder" in result.stderr
+
+
 def test_a_file_that_is_not_utf8(in_tmp):
     (in_tmp / "bad.toml").write_bytes(b"epochs = 3 \xff\xfe\n")
     result = run("train", "--config", "bad.toml")

@@ -61,6 +61,8 @@ def read_config_file(path: str | Path, keys: dict[str, str]) -> dict:
     {'widths': '10,5,2', 'log_every': 50}
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"--config {str(path)!r} is a folder; give the path of a TOML file inside it.")
     if not path.is_file():
         raise FileNotFoundError(f"--config {str(path)!r}: no such file; give the path of a TOML file.")
     try:
