@@ -312,6 +312,20 @@ def test_deep_auto_lr_is_lowered_when_the_loss_rises(seed_data):
     assert steady.outcome == "stalled" and "lr_changes" not in steady.extra  # rounding is no rise
 
 
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_deep_mini_batch_auto_lr_with_mean_reduction_is_stable(batch_size):
+    # each batch's mean divides by its own m·k entries: the full data's sharpness is n/m times too low
+    data = synthetic(n=200, d=4, k=2, seed=0, noise=0.5)
+    config = TrainConfig(widths=(4, 3, 2), lr="auto", reduction="mean", batch_size=batch_size, epochs=30,
+                         init="scaled", init_scale=0.3, tol=0.0)
+    factors = init_factors(config.widths, "scaled", 0.3)
+    smallest = 200 % batch_size or batch_size
+    full = auto_lr(data, config.replace(batch_size=None), factors)
+    assert auto_lr(data, config, factors) == pytest.approx(full * smallest / 200, rel=1e-12)
+    run = fit(data, config)
+    assert run.outcome != "diverged" and run.final_loss < 0.5 * run.history[0]
+
+
 def test_deep_auto_lr_with_momentum_keeps_the_effective_step(seed_data):
     config = TrainConfig(widths=(10, 5, 2), lr="auto", momentum=0.9, epochs=1000)
     plain_lr = auto_lr(seed_data, config.replace(momentum=0.0), init_factors(config.widths))

@@ -24,6 +24,8 @@ The rules, by model and optimizer (plain SGD; the others raise a ValueError sayi
   factor 2 for the sharpness to grow along the path (it does: on the seed, (10, 5, 2) from
   randn factors sharpens from 1.1e5 to 1.6e5). If it grows further the loss rises and the
   training loop calls :func:`reestimate_lr`, which re-measures at the current factors.
+  With mini-batches and ``"mean"`` the sharpness is scaled by n/m (m the smallest batch's
+  rows): each batch's mean divides by its own m·k entries.
   With momentum μ the lr is scaled by 1 − μ, so the effective step η/(1 − μ) is the same
   (heavy ball is stable for ηλ < 2(1 + μ), so this is well inside), and rises are not
   taken as instability: heavy ball need not descend monotonically.
@@ -91,10 +93,15 @@ def _lp_curvature(data, config, factors, biases) -> float:
         X = np.hstack([X, np.ones((X.shape[0], 1))])
     p = float(config.p)
     top = max(float(np.linalg.eigvalsh((X * np.abs(r)[:, None] ** (p - 2)).T @ X)[-1]) for r in R.T)
-    rows = Y.shape[0]
-    if config.batch_size is not None and config.batch_size < rows:  # the smallest batch's rows
-        rows = rows % config.batch_size or config.batch_size
+    rows = _smallest_batch(config, Y.shape[0])
     return p * (p - 1) * top * (1.0 if config.reduction == "sum" else 1.0 / (rows * Y.shape[1]))
+
+
+def _smallest_batch(config, n: int) -> int:
+    """Rows in the smallest batch of an epoch: n for full batch, else n mod b (or b)."""
+    if config.batch_size is None or config.batch_size >= n:
+        return n
+    return n % config.batch_size or config.batch_size
 
 
 def _depth1_lr(data, config, factors, biases) -> float:
@@ -163,7 +170,10 @@ def auto_lr(data, config, factors, biases=None) -> float:
     if config.depth == 1:
         return float(_depth1_lr(data, config, factors, biases))
     stats = as_stats(data)
-    top = top_curvature(stats, factors, config.reduction, biases) + config.weight_decay
+    top = top_curvature(stats, factors, config.reduction, biases)
+    if config.reduction == "mean":  # each batch's mean divides by its own m·k entries, not n·k
+        top *= stats.n / _smallest_batch(config, stats.n)
+    top += config.weight_decay
     if not top > 0:
         raise ValueError(
             f"the loss Hessian at the initial factors has no positive curvature (sharpness {top:.3g}): "
