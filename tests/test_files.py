@@ -217,6 +217,14 @@ def test_original_weights_match_scaled_predictions(X, W):
     np.testing.assert_allclose(X @ W_orig + b, direct, atol=1e-9 * scale)
 
 
+def test_original_weights_of_a_subnormal_column_are_finite():
+    X, W = np.array([[2.22507386e-311], [0.0]]), np.ones((1, 2))
+    scaler = Scaler.fit(X, X @ W + 1.0)
+    W_orig, b = scaler.original_weights(W)
+    assert np.isfinite(W_orig).all() and np.isfinite(b).all()
+    np.testing.assert_allclose(X @ W_orig + b, scaler.inverse_Y(scaler.transform_X(X) @ W), rtol=1e-15)
+
+
 def test_scaler_rejects_bad_input():
     s = Scaler.fit(np.ones((3, 2)), np.ones((3, 1)))
     with pytest.raises(ValueError, match="X has 3 columns but the scaler was fit on 2"):

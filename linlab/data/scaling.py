@@ -22,7 +22,8 @@ def _max_abs(a: np.ndarray) -> np.ndarray:
 
 
 def _spread(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations; constant columns get std 1.
+    """Column means and standard deviations; constant columns (and columns whose spread is
+    subnormal, so that 1/std overflows) get std 1.
 
     Each column is divided by its largest magnitude first, so squares neither overflow
     (values near 1e300) nor underflow (values near 1e-300).
@@ -33,6 +34,7 @@ def _spread(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     t = _max_abs(centered)
     std = np.sqrt(((centered / t) ** 2).mean(axis=0)) * t  # population std (ddof=0)
     constant = std <= len(a) * np.finfo(np.float64).eps * np.abs(mean)  # includes std == 0
+    constant |= std < 1.0 / np.finfo(np.float64).max  # subnormal spread: 1/std would overflow
     return mean, np.where(constant, 1.0, std)
 
 
@@ -48,8 +50,8 @@ class Scaler:
     Notes
     -----
     z = (x − μ) / σ column by column, with μ the mean and σ the population standard
-    deviation (ddof=0). A constant column (σ ≤ n·ε·|μ|, i.e. zero up to rounding) keeps
-    σ = 1, so it becomes a column of zeros instead of a division by zero.
+    deviation (ddof=0). A constant column (σ ≤ n·ε·|μ|, i.e. zero up to rounding, or σ
+    subnormal, so that 1/σ overflows) keeps σ = 1, instead of a division by zero.
 
     A model fitted on standardized data, Ŷz = Xz·W, predicts in original units with
 
