@@ -61,7 +61,8 @@ def init_factors(widths, init: str = "normal", scale: float = 1.0, seed: int = 0
     init : {"normal", "scaled", "orthogonal", "balanced", "zeros", "torch"}
         ``normal``: standard normal entries (the seed's ``randn``); ``scaled``: normal with
         std `scale`; ``orthogonal``: `scale` times a (semi-)orthogonal matrix;
-        ``balanced``: factors of an end-to-end matrix with N(0, scale²) entries satisfying
+        ``balanced``: factors of an end-to-end matrix with N(0, scale²) entries (its best
+        rank-min(widths) approximation under a narrower hidden layer) satisfying
         Wjᵀ Wj = W_{j+1} W_{j+1}ᵀ; ``zeros``: all zero, a saddle gradient descent never
         leaves; ``torch``: ``nn.Linear``'s default U(−1/√fan_in, 1/√fan_in).
     scale : float
