@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 
 ENGINES = ("numpy", "autograd", "module", "batched")
@@ -32,7 +33,9 @@ def parse_widths(widths) -> tuple[int, ...]:
                 f"widths={widths!r} is not a list of integers; write it like '10,5,2'."
             ) from None
     widths = tuple(widths)
-    if len(widths) < 2 or any(int(w) != w or w < 1 for w in widths):
+    whole = [isinstance(w, numbers.Real) and not isinstance(w, bool) and math.isfinite(w) and int(w) == w
+             for w in widths]
+    if len(widths) < 2 or not all(whole) or any(w < 1 for w in widths):
         raise ValueError(
             f"widths={widths} must list at least two positive integers: "
             "(n_features, hidden..., n_targets), e.g. (10, 5, 2)."

@@ -91,6 +91,8 @@ def test_distance_to_true_and_summary(data):
     (dict(nesterov=True), "nesterov=True needs momentum > 0"),
     (dict(device="tpu"), "device='tpu'"),
     (dict(engine="numpy", device="cuda"), "runs on the CPU only"),
+    (dict(widths=(10, "a", 2)), r"widths=\(10, 'a', 2\) must list at least two positive integers"),
+    (dict(widths=(10, float("nan"))), r"widths=\(10, nan\) must list"),
 ])
 def test_config_errors_name_the_field(bad, match):
     with pytest.raises(ValueError, match=match):
