@@ -112,6 +112,11 @@ class TrainConfig:
         _choice("init", self.init, INITS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("dtype", self.dtype, DTYPES)
+        for name in ("bias", "nesterov", "shuffle"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be True or False.")
+        if not isinstance(self.extra, dict):
+            raise ValueError(f"extra={self.extra!r} must be a dict of labels, e.g. {{'group': 'baseline'}}.")
         if self.lr != "auto":
             if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (
                 math.isfinite(self.lr) and self.lr > 0

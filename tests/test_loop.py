@@ -93,6 +93,9 @@ def test_distance_to_true_and_summary(data):
     (dict(engine="numpy", device="cuda"), "runs on the CPU only"),
     (dict(widths=(10, "a", 2)), r"widths=\(10, 'a', 2\) must list at least two positive integers"),
     (dict(widths=(10, float("nan"))), r"widths=\(10, nan\) must list"),
+    (dict(nesterov="no", momentum=0.5), "nesterov='no' must be True or False"),
+    (dict(bias="yes"), "bias='yes' must be True or False"),
+    (dict(extra=5), "extra=5 must be a dict"),
 ])
 def test_config_errors_name_the_field(bad, match):
     with pytest.raises(ValueError, match=match):
