@@ -97,6 +97,7 @@ class _Run:
     ls_loss: float | None = None  # L*, squared loss only
     floor: object = None  # RankFloor when the bottleneck binds
     stable_lr: float | None = None
+    bound_of: str = "the Hessian"  # what stable_lr is 2/λmax of
     suggested_lr: float | None = None
 
     @property
@@ -130,9 +131,15 @@ def _theory(run: _Run) -> None:
         start = init_factors(c.widths, c.init, c.init_scale, c.seed)
     biases = [np.zeros(w) for w in c.widths[1:]] if c.bias else None
     if c.depth == 1 and c.loss != "lp":
-        lam = theory.hessian_spectrum(data, reduction=c.reduction, intercept=c.bias)
-        lam = (0.5 if c.loss == "huber" else 1.0) * lam + c.weight_decay
-        run.stable_lr = 2.0 * (1.0 + c.momentum) / float(lam.max())
+        half = 0.5 if c.loss == "huber" else 1.0
+        if c.batch_size is not None and c.batch_size < data.n_samples:  # every batch's update stable
+            from .theory.lr import _batch_curvature
+
+            top = _batch_curvature(data, c, theory.as_stats(data))
+            run.bound_of = f"every mini-batch's Hessian, batch_size={c.batch_size}"
+        else:
+            top = float(theory.hessian_spectrum(data, reduction=c.reduction, intercept=c.bias).max())
+        run.stable_lr = 2.0 * (1.0 + c.momentum) / (half * top + c.weight_decay)
     elif c.depth > 1 and c.loss == "squared":
         top = theory.top_curvature(theory.as_stats(data), start, c.reduction, biases)
         run.stable_lr = 2.0 / top if top > 0 else None
@@ -171,7 +178,7 @@ def _diverged(run: _Run) -> Diagnosis | None:
         factor = r.lr / run.stable_lr
         run.numbers["lr_over_bound"] = factor
         msg = (f"lr={r.lr:.3g} is {factor:.3g}x the stability bound {run.stable_lr:.3g} "
-               "(2/λmax of the Hessian); the loss blew up.")
+               f"(2/λmax of {run.bound_of}); the loss blew up.")
         advice.append(f"Use lr <= {run.stable_lr:.3g}, or lr=\"auto\".")
     else:
         advice.append("Lower lr (e.g. 10x) until the loss decreases steadily.")

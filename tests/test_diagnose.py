@@ -45,6 +45,15 @@ def test_diverged_names_the_bound_and_factor(seed_data):
     assert "1.08x" in d.message and any("lr <= 0.000834" in tip for tip in d.advice)
 
 
+def test_mini_batch_divergence_is_measured_against_the_batches():
+    # with "mean" a batch of one row is far sharper than the full data: lr below 2/λmax(full) diverges
+    data = synthetic(n=200, d=4, k=2, seed=0, noise=0.5)
+    full = lr_bounds(data, reduction="mean").stable_lr
+    _, d = run_and_diagnose(data, widths=(4, 2), lr=0.9 * full, reduction="mean", batch_size=1, epochs=50)
+    assert d.verdict == "diverged" and d.numbers["lr_over_bound"] > 1
+    assert "mini-batch" in d.message and d.numbers["stable_lr"] == pytest.approx(2 * d.numbers["suggested_lr"])
+
+
 def test_deep_divergence_is_measured_against_the_sharpness(seed_data):
     _, d = run_and_diagnose(seed_data, widths=(10, 5, 2), lr=1e-3, epochs=50)
     assert d.verdict == "diverged" and d.numbers["lr_over_bound"] > 10
