@@ -147,6 +147,8 @@ def test_auto_multiples_use_linlab_theory(monkeypatch):
     ("[grid]\nmomentum = [0.5, 2.0]", r"momentum=2.0 must lie in \[0, 1\).*in the run with momentum=2.0"),
     ("runs_per_batch = 0", "runs_per_batch=0 must be a positive integer"),
     ("[grid\nlr = [1]", "is not valid TOML"),
+    ("[grid]\nextra = [{a = 1}, 5]", "extra = 5 is not a table"),
+    ("[fixed]\nextra = 5", "extra = 5 is not a table"),
 ])
 def test_bad_grid_files_are_value_errors_that_name_the_problem(tmp_path, text, message):
     path = tmp_path / "sweep.toml"

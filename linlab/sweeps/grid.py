@@ -269,6 +269,10 @@ def _fragments(grid: Grid, d: int, k: int) -> list[list[dict]]:
 
 def _config(base: dict, combo: tuple[dict, ...]) -> TrainConfig:
     settings = dict(base)
+    bad = next((e for e in (base, *combo) if not isinstance(e.get("extra", {}), dict)), None)
+    if bad is not None:
+        raise ValueError(f"extra = {bad['extra']!r} is not a table; give labels as a table, "
+                         'e.g. extra = {group = "baseline"}.')
     for part in combo:
         extra = {**settings.get("extra", {}), **part.get("extra", {})}
         settings.update(part)
