@@ -283,8 +283,9 @@ def diagnose(result: RunResult, data: Dataset) -> Diagnosis:
     -----
     L* and the rank floor L_r = L* + Σ_{i>r} σ_i²(Ŷ) come from
     :func:`linlab.theory.rank_floor`; the stability bound is 2(1+μ)/λmax for depth 1
-    and 2/sharpness at the initial factors for deeper models; forecasts are exact for
-    depth 1 (:func:`linlab.theory.epochs_to_tol`).
+    (λmax bounded over every batch's Hessian with mini-batches) and 2/sharpness at the
+    initial factors for deeper models; forecasts are exact for depth 1
+    (:func:`linlab.theory.epochs_to_tol`).
 
     Examples
     --------
