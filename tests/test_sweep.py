@@ -157,6 +157,13 @@ def test_bad_grid_files_are_value_errors_that_name_the_problem(tmp_path, text, m
         expand(Grid.from_toml(path), SMALL)
 
 
+def test_a_grid_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "sweep.toml"
+    path.write_bytes(b"[fixed]\nepochs = 3 \xff\xfe\n")
+    with pytest.raises(ValueError, match="sweep.toml is not UTF-8 text"):
+        Grid.from_toml(path)
+
+
 def test_a_relative_data_file_is_found_beside_the_grid_file(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "rows.csv").write_text("a,b,y\n1,2,3\n4,5,6\n7,8,9\n")

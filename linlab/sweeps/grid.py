@@ -223,9 +223,11 @@ class Grid:
             import tomli as tomllib
         path = Path(path)
         try:
-            d = tomllib.loads(path.read_text())
+            d = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"{path} is not valid TOML: {e}.") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{path} is not UTF-8 text; save it as a UTF-8 TOML file.") from None
         data = d.get("data")
         if isinstance(data, str) and (path.parent / data).is_file() and not Path(data).is_absolute():
             d["data"] = str(path.parent / data)
