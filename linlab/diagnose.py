@@ -117,6 +117,7 @@ def _theory(run: _Run) -> None:
     """Fill in L*, the rank floor and the lr bounds that apply to this run."""
     from . import theory
     from .models import init_factors
+    from .theory.lr import _batch_curvature, _smallest_batch
 
     c, data, nums = run.config, run.data, run.numbers
     if c.loss == "squared":
@@ -133,8 +134,6 @@ def _theory(run: _Run) -> None:
     if c.depth == 1 and c.loss != "lp":
         half = 0.5 if c.loss == "huber" else 1.0
         if c.batch_size is not None and c.batch_size < data.n_samples:  # every batch's update stable
-            from .theory.lr import _batch_curvature
-
             top = _batch_curvature(data, c, theory.as_stats(data))
             run.bound_of = f"every mini-batch's Hessian, batch_size={c.batch_size}"
         else:
@@ -142,6 +141,10 @@ def _theory(run: _Run) -> None:
         run.stable_lr = 2.0 * (1.0 + c.momentum) / (half * top + c.weight_decay)
     elif c.depth > 1 and c.loss == "squared":
         top = theory.top_curvature(theory.as_stats(data), start, c.reduction, biases)
+        rows = _smallest_batch(c, data.n_samples)
+        if c.reduction == "mean" and rows < data.n_samples:  # as lr="auto" bounds each batch
+            top *= data.n_samples / rows
+            run.bound_of = f"the Hessian scaled to mini-batches of batch_size={c.batch_size} (mean)"
         run.stable_lr = 2.0 / top if top > 0 else None
     if c.depth > 1 or c.loss == "lp":
         nums["bound_at"] = (

@@ -54,6 +54,15 @@ def test_mini_batch_divergence_is_measured_against_the_batches():
     assert "mini-batch" in d.message and d.numbers["stable_lr"] == pytest.approx(2 * d.numbers["suggested_lr"])
 
 
+def test_deep_mean_mini_batch_divergence_is_measured_as_lr_auto_bounds_the_batches():
+    data = synthetic(n=200, d=4, k=2, seed=0, noise=0.5)
+    settings = dict(widths=(4, 3, 2), reduction="mean", init="scaled", init_scale=0.3)
+    full = run_and_diagnose(data, lr=1.0, epochs=0, **settings)[1].numbers["stable_lr"]
+    _, d = run_and_diagnose(data, lr=0.5 * full, batch_size=1, epochs=50, **settings)
+    assert d.verdict == "diverged" and d.numbers["lr_over_bound"] > 1 and "mini-batches" in d.message
+    assert d.numbers["stable_lr"] == pytest.approx(2 * d.numbers["suggested_lr"])
+
+
 def test_deep_divergence_is_measured_against_the_sharpness(seed_data):
     _, d = run_and_diagnose(seed_data, widths=(10, 5, 2), lr=1e-3, epochs=50)
     assert d.verdict == "diverged" and d.numbers["lr_over_bound"] > 10
