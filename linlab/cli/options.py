@@ -169,6 +169,17 @@ def drop_overridden(ctx: click.Context, settings: dict) -> dict:
     return settings
 
 
+def data_file(spec) -> str | None:
+    """The `spec` of ``--data`` (or a grid's ``data``) when it names a file, else None.
+
+    Examples
+    --------
+    >>> data_file("seed"), data_file("synthetic:n=50") is None
+    (None, True)
+    """
+    return spec if spec is not None and Path(spec).is_file() else None
+
+
 def check_output_file(option: str, path, inputs=()) -> None:
     """Refuse, before any work, a file path that is a folder, lies under a file, or is one
     of the command's `inputs` (``(option, path)`` pairs), which writing would overwrite.

@@ -88,11 +88,11 @@ def sweep(config_path, out, as_csv, resume, as_json):
 
     from ..sweeps import Grid, best_per_architecture, histories_path
     from ..sweeps import sweep as run_sweep
-    from .options import check_output_file
+    from .options import check_output_file, data_file
 
     grid = Grid.from_toml(config_path)
     out = out or Path("results.csv" if as_csv else "results.parquet")
-    check_output_file("--out", out, inputs=[("--config", config_path), ("data", _file_or_none(grid.data))])
+    check_output_file("--out", out, inputs=[("--config", config_path), ("data", data_file(grid.data))])
     csv = as_csv or out.suffix.lower() == ".csv"
     bar = _Bar(None if as_json else Console(stderr=True))
     try:
@@ -111,10 +111,6 @@ def sweep(config_path, out, as_csv, resume, as_json):
                   f"{', '.join(files)}", markup=False)
     console.print(best_table(best, "each architecture at its best lr (tol: runs that reached it; "
                                    "epochs, time, loss: medians over seeds)"))
-
-
-def _file_or_none(spec: str):
-    return spec if Path(spec).is_file() else None
 
 
 def _print_json(table, best, files, ran: int) -> None:

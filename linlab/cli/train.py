@@ -18,6 +18,7 @@ from ..config import DTYPES, INITS, LOSSES, OPTIMIZERS, REDUCTIONS, SCHEDULES, T
 from .options import (
     check_output_file,
     config_file_callback,
+    data_file,
     drop_overridden,
     load_data,
     parse_betas,
@@ -267,7 +268,7 @@ def _checkpoint_callback(settings: dict, data, config: TrainConfig):
         raise ValueError(f"--checkpoint-every {every} needs --checkpoint PATH and a positive number of epochs.")
     if not path:
         return None
-    check_output_file("--checkpoint", path, inputs=[("--data", _file_or_none(settings.get("data"))),
+    check_output_file("--checkpoint", path, inputs=[("--data", data_file(settings.get("data"))),
                                                      ("--config", settings.get("config_file"))])
     from ..checkpoint import CheckpointCallback
 
@@ -275,11 +276,6 @@ def _checkpoint_callback(settings: dict, data, config: TrainConfig):
     return CheckpointCallback(path, every=every or config.epochs + 1, data=data,
                               scaler=data.provenance.get("scaler"),
                               extra={"data_settings": {k: settings.get(k) for k in DATA_KEYS}})
-
-
-def _file_or_none(spec):
-    # a --data spec that names a file (not seed or synthetic:...), else None
-    return spec if spec is not None and Path(spec).is_file() else None
 
 
 def _tensorboard_callback(logdir):
