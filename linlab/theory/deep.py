@@ -25,15 +25,9 @@ import numpy as np
 from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
 from ..stats import Stats
+from .least_squares import loss_scale
 
-REDUCTIONS = ("sum", "mean")
 _DENSE_BELOW = 9  # parameters; under this the Hessian is built and diagonalised directly
-
-
-def _scale(stats: Stats, reduction: str) -> float:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction={reduction!r} is not one of 'sum', 'mean'.")
-    return 1.0 if reduction == "sum" else 1.0 / (stats.n * stats.n_targets)
 
 
 def _check_factors(stats: Stats, factors, biases) -> list[np.ndarray]:
@@ -117,7 +111,7 @@ def network_loss(stats: Stats, factors, reduction: str = "sum", biases=None) -> 
     factors = _check_factors(stats, factors, biases)
     A, C, aug = _augment(stats, factors, biases)
     P = _products(aug)[0][-1]
-    return _scale(stats, reduction) * float(np.sum(P * (A @ P)) - 2.0 * np.sum(P * C) + stats.yy)
+    return loss_scale(stats, reduction) * float(np.sum(P * (A @ P)) - 2.0 * np.sum(P * C) + stats.yy)
 
 
 def gradient(stats: Stats, factors, reduction: str = "sum", biases=None) -> list[np.ndarray]:
@@ -152,7 +146,7 @@ def gradient(stats: Stats, factors, reduction: str = "sum", biases=None) -> list
     factors = _check_factors(stats, factors, biases)
     A, C, aug = _augment(stats, factors, biases)
     prefix, suffix, _, _ = _products(aug)
-    G = 2.0 * _scale(stats, reduction) * (A @ prefix[-1] - C)  # (d, k)
+    G = 2.0 * loss_scale(stats, reduction) * (A @ prefix[-1] - C)  # (d, k)
     return _split([prefix[j].T @ G @ suffix[j + 1].T for j in range(len(aug))], factors, biases)
 
 
@@ -202,7 +196,7 @@ def hessian_vector_product(stats: Stats, factors, direction, reduction: str = "s
     if biases is not None:
         dirs = _stack(dirs[: len(factors)], dirs[len(factors):], carry=0.0)
     prefix, suffix, dprefix, dsuffix = _products(aug, dirs)
-    c2 = 2.0 * _scale(stats, reduction)
+    c2 = 2.0 * loss_scale(stats, reduction)
     G, dG = c2 * (A @ prefix[-1] - C), c2 * (A @ dprefix[-1])  # (d, k)
     out = [dprefix[j].T @ G @ suffix[j + 1].T + prefix[j].T @ dG @ suffix[j + 1].T
            + prefix[j].T @ G @ dsuffix[j + 1].T for j in range(len(aug))]
@@ -458,7 +452,7 @@ def end_to_end_trajectory(stats: Stats, W0, depth: int, lr: float, epochs: int,
     """
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 0:
         raise ValueError(f"epochs={epochs!r} must be an integer >= 0.")
-    c2 = 2.0 * _scale(stats, reduction)
+    c2 = 2.0 * loss_scale(stats, reduction)
     W = np.asarray(W0, dtype=np.float64)
     _check_factors(stats, [W], None)
     Ws = np.full((int(epochs) + 1,) + W.shape, np.nan)

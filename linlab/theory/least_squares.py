@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import REDUCTIONS
 from ..data import Dataset
 from ..stats import Stats
-
-REDUCTIONS = ("sum", "mean")
 
 
 def as_stats(data) -> Stats:

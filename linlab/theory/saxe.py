@@ -29,8 +29,7 @@ from scipy.integrate import quad, solve_ivp
 
 from ..data import Dataset
 from ..stats import Stats
-
-REDUCTIONS = ("sum", "mean")
+from .least_squares import check_reduction
 
 
 def whiten(data: Dataset) -> Dataset:
@@ -160,8 +159,7 @@ def saxe_tau(lr: float, n: int, n_targets: int = 1, reduction: str = "sum") -> f
     """
     if not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr={lr!r} must be a finite number > 0.")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction={reduction!r} is not one of 'sum', 'mean'.")
+    check_reduction(reduction)
     c = 1.0 if reduction == "sum" else 1.0 / (n * n_targets)
     return 1.0 / (2.0 * c * n * lr)
 
