@@ -60,6 +60,22 @@ def test_plain_regression_default_widths():
     assert any("above tol" in note for note in noisy["notes"])
 
 
+def test_a_data_file_is_read_as_train_reads_it(tmp_path, monkeypatch):
+    import numpy as np
+
+    from linlab.data import load_file
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(1)
+    rows = np.hstack([rng.normal(size=(40, 1)) * 50 + 7, rng.normal(size=(40, 2)) * [1.0, 300.0]])
+    (tmp_path / "h.csv").write_text("y,a,b\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    a = run_json("--data", "h.csv", "--targets", "y", "--standardize")
+    expected = advise(load_file("h.csv", targets="y", standardize=True), (2, 1)).to_dict()
+    assert a["data"]["n_features"] == 2 and a["data"]["n_targets"] == 1
+    assert a["bounds"]["lam_max"] == pytest.approx(expected["bounds"]["lam_max"], rel=1e-12)
+    assert a["bounds"]["lam_max"] < 1e3  # standardized: not the 300² scale of column b (~1e7)
+
+
 @pytest.mark.parametrize("loss", ["huber", "lp"])
 def test_other_losses(loss):
     a = run_json("--widths", "10,2", "--loss", loss)

@@ -54,6 +54,11 @@ def _plain(advice) -> str:
 @click.command()
 @click.option("--data", "data_spec", default="seed", show_default=True,
               help="seed, seed-torch, synthetic:n=1000,d=10,k=2,..., or a CSV/TSV/Parquet/NPY/NPZ file.")
+@click.option("--features", metavar="COLS", help="Feature columns of a data file: names or 0-based positions.")
+@click.option("--targets", metavar="COLS", help="Target columns of a data file: names or 0-based positions.")
+@click.option("--delimiter", help="Field separator of a text file (default: from the extension, or sniffed).")
+@click.option("--standardize/--no-standardize", default=False,
+              help="Scale a data file's columns to mean 0, std 1.")
 @click.option("--widths", help="Layer widths d,h1,...,k (default: d,k from the data, plain regression).")
 @click.option("--loss", type=click.Choice(LOSSES), default="squared", show_default=True)
 @click.option("--reduction", type=click.Choice(REDUCTIONS), default="sum", show_default=True)
@@ -65,14 +70,17 @@ def _plain(advice) -> str:
               help="Seed of the initial factors.")
 @click.option("--lr", "compare_lr", help="Also forecast plain regression at this lr (e.g. the seed's 1e-5).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def advise(data_spec, widths, loss, reduction, tol, bias, init, seed, compare_lr, as_json):
-    """The floor a network can reach, the lr bounds, the recommended lr and the epochs to tol."""
+def advise(data_spec, features, targets, delimiter, standardize, widths, loss, reduction, tol, bias, init, seed,
+           compare_lr, as_json):
+    """The floor a network can reach, the lr bounds, the recommended lr and the epochs to tol.
+
+    The data flags are those of ``linlab train``, so advice is about the very rows a run trains on."""
     from ..config import parse_widths
     from ..theory.advice import advise as make_advice
     from .options import load_data
     from .output import jsonable
 
-    data = load_data(data_spec)
+    data = load_data(data_spec, features=features, targets=targets, delimiter=delimiter, standardize=standardize)
     widths = (data.n_features, data.n_targets) if widths is None else parse_widths(widths)
     if not tol > 0:
         raise ValueError(f"--tol {tol} must be > 0; e.g. --tol 1e-4.")
