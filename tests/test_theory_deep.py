@@ -409,6 +409,13 @@ def test_saxe_trajectory_of_zero_epochs_is_the_start(depth):
     np.testing.assert_allclose(u[0], [0.01, 0.02], rtol=1e-14)
 
 
+@pytest.mark.parametrize("widths", [(2,), (2, 0, 2), "2,a,2"])
+def test_saxe_factors_name_bad_widths(widths):
+    ds = saxe_dataset([2.0, 0.5])
+    with pytest.raises(ValueError, match="widths="):
+        saxe_factors(Stats.of(ds.X, ds.Y), widths, 1e-3)
+
+
 def test_saxe_limits_and_errors():
     u = saxe_trajectory([0.0, 1e-9], 0.01, lr=0.5, epochs=50)  # τ = 1: no target, the mode decays
     np.testing.assert_allclose(u[:, 0], 0.01 / (1 + 2 * 0.01 * np.arange(51)), rtol=1e-12)

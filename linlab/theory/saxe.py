@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import quad, solve_ivp
 
+from ..config import parse_widths
 from ..data import Dataset
 from ..stats import Stats
 from .least_squares import check_reduction
@@ -133,7 +134,7 @@ def saxe_factors(stats: Stats, widths, u0, seed: int = 0) -> list[np.ndarray]:
     >>> np.round(mode_strengths(W1 @ W2, s), 12).tolist()
     [0.001, 0.001]
     """
-    widths = [int(w) for w in widths]
+    widths = list(parse_widths(widths))
     if (widths[0], widths[-1]) != (stats.n_features, stats.n_targets):
         raise ValueError(f"widths={tuple(widths)} must start at {stats.n_features} and end at {stats.n_targets}.")
     r, L = min(widths), len(widths) - 1
