@@ -107,6 +107,13 @@ def test_seed_width1_floor_is_where_gd_stalls(seed_data):
     assert not rank_floor(seed_data, (10, 5, 2)).binding
 
 
+def test_rank_floor_reads_widths_as_configs_do(seed_data):
+    assert rank_floor(seed_data, "10,1,2").loss == rank_floor(seed_data, 1).loss
+    for bad in ("10,a,2", (10, 1.5, 2), (10,)):
+        with pytest.raises(ValueError, match="widths="):
+            rank_floor(seed_data, bad)
+
+
 def test_bottleneck_with_bias_reaches_its_floor():
     data = synthetic(n=200, d=4, k=3, rank=3, noise=0.1, seed=1)
     data = Dataset(data.X, data.Y + np.array([2.0, -1.0, 0.5]))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import REDUCTIONS
+from ..config import REDUCTIONS, parse_widths
 from ..data import Dataset
 from ..stats import Stats
 
@@ -217,10 +217,7 @@ def narrowest_width(widths) -> int:
     >>> narrowest_width((10, 1, 2)), narrowest_width((10, 5, 2))
     (1, 2)
     """
-    widths = tuple(int(w) for w in widths)
-    if len(widths) < 2 or min(widths) < 1:
-        raise ValueError(f"widths={widths} must list at least two positive integers, e.g. (10, 5, 2).")
-    return min(widths)
+    return min(parse_widths(widths))
 
 
 def rank_floor(data, width, *, intercept: bool = False, reduction: str = "sum") -> RankFloor:
@@ -229,8 +226,9 @@ def rank_floor(data, width, *, intercept: bool = False, reduction: str = "sum") 
     Parameters
     ----------
     data : Stats, Dataset or (X, Y)
-    width : int or tuple of int
-        r itself, or an architecture's widths (r = the narrowest width).
+    width : int, tuple of int or str
+        r itself, or an architecture's widths such as (10, 1, 2) or "10,1,2" (r = the
+        narrowest width).
     intercept : bool
         The model has a free offset (any network whose last layer has a bias).
     reduction : {"sum", "mean"}
@@ -253,7 +251,7 @@ def rank_floor(data, width, *, intercept: bool = False, reduction: str = "sum") 
     >>> floor.loss, floor.fitted_rank, round(floor.share, 4)
     (5.0, 3, 0.3571)
     """
-    r = narrowest_width(width) if isinstance(width, (tuple, list)) else width
+    r = narrowest_width(width) if isinstance(width, (tuple, list, str)) else width
     if isinstance(r, bool) or int(r) != r or r < 1:
         raise ValueError(f"width={width!r} must be a positive integer or a tuple of widths.")
     r = int(r)
