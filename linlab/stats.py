@@ -39,6 +39,11 @@ class Stats:
         """Statistics of one chunk of rows."""
         X = np.asarray(X, dtype=np.float64)
         Y = np.asarray(Y, dtype=np.float64)
+        if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
+            raise ValueError(
+                f"X and Y have shapes {X.shape} and {Y.shape}; expected (n, d) and (n, k) with the "
+                "same n. Use Y.reshape(-1, 1) for a single target."
+            )
         return cls(X.T @ X, X.T @ Y, float(np.sum(Y * Y)), X.shape[0], X.sum(0), Y.sum(0))
 
     @classmethod

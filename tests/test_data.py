@@ -83,6 +83,12 @@ def test_synthetic_is_reproducible_and_rejects_bad_settings():
     assert np.array_equal(whole.X, synthetic(n=20, d=3, k=2, rank=1, seed=4).X)
 
 
+@pytest.mark.parametrize("shapes", [((3, 2), (3,)), ((3,), (3, 1)), ((3, 2), (4, 1))])
+def test_stats_refuse_rows_that_are_not_two_matching_tables(shapes):
+    with pytest.raises(ValueError, match="expected \\(n, d\\) and \\(n, k\\) with the same n"):
+        Stats.of(np.ones(shapes[0]), np.ones(shapes[1]))
+
+
 def test_stats_merge_and_loss(rng):
     X, Y = rng.standard_normal((30, 4)), rng.standard_normal((30, 2))
     whole = Stats.of(X, Y)
