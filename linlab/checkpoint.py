@@ -304,15 +304,52 @@ def _validate(obj, path: Path) -> dict:
     missing = [key for key in REQUIRED if key not in obj]
     if missing:
         raise CheckpointError(f"{path} lacks {', '.join(missing)}; it is incomplete. Use another checkpoint.")
-    widths, sd = obj["architecture"].get("widths"), obj["state_dict"]
+    bad = _malformed(obj)
+    if bad:
+        raise CheckpointError(f"{path}: {bad}; the file is inconsistent. Use another checkpoint.")
+    widths, sd = obj["architecture"]["widths"], obj["state_dict"]
     for j, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        W = sd.get(f"layers.{j}.weight")
-        if not isinstance(W, torch.Tensor) or tuple(W.shape) != (b, a):
-            raise CheckpointError(
-                f"{path}: state_dict['layers.{j}.weight'] is {None if W is None else tuple(W.shape)}, "
-                f"but widths={tuple(widths)} need ({b}, {a}); the file is inconsistent."
-            )
+        for key, shape in ((f"layers.{j}.weight", (b, a)), (f"layers.{j}.bias", (b,))):
+            T = sd.get(key)
+            if key.endswith("bias") and not obj["architecture"]["bias"]:
+                continue
+            if not isinstance(T, torch.Tensor) or tuple(T.shape) != shape:
+                raise CheckpointError(
+                    f"{path}: state_dict[{key!r}] is {None if T is None else tuple(T.shape)}, "
+                    f"but widths={tuple(widths)} need {shape}; the file is inconsistent."
+                )
     return obj
+
+
+def _malformed(obj: dict) -> str | None:
+    """What in a checkpoint's record has the wrong type, or None."""
+    arch, config = obj["architecture"], obj["config"]
+    widths = arch.get("widths") if isinstance(arch, dict) else None
+    checks = [
+        ("architecture", isinstance(widths, list) and len(widths) >= 2
+         and all(isinstance(w, int) and w >= 1 for w in widths) and isinstance(arch.get("bias"), bool)),
+        ("state_dict", isinstance(obj["state_dict"], dict)),
+        ("epoch", isinstance(obj["epoch"], int) and not isinstance(obj["epoch"], bool) and obj["epoch"] >= 0),
+        ("lr", isinstance(obj["lr"], (int, float))),
+        ("history", isinstance(obj["history"], torch.Tensor) and obj["history"].ndim == 1),
+        ("val_history", obj.get("val_history") is None or isinstance(obj["val_history"], torch.Tensor)),
+        ("optimizer", obj["optimizer"] is None or isinstance(obj["optimizer"], dict)),
+        ("rng", isinstance(obj["rng"], dict)),
+        ("data", obj.get("data") is None or isinstance(obj["data"], dict)),
+        ("extra", obj.get("extra") is None or isinstance(obj["extra"], dict)),
+        ("config", isinstance(config, dict)),
+    ]
+    bad = next((name for name, ok in checks if not ok), None)
+    if bad is not None:
+        return f"its {bad} entry is malformed ({type(obj.get(bad)).__name__})"
+    try:
+        settings = TrainConfig.from_dict(_to_numpy(dict(config)))
+    except (ValueError, TypeError) as e:
+        return f"its config is not a valid TrainConfig ({e})"
+    if list(settings.widths) != widths or settings.bias != arch["bias"]:
+        return (f"its config (widths {settings.widths}, bias {settings.bias}) and architecture "
+                f"(widths {tuple(widths)}, bias {arch['bias']}) disagree")
+    return None
 
 
 def load_checkpoint(path) -> dict:

@@ -171,6 +171,32 @@ def test_newer_format_and_incomplete_files(saved, tmp_path):
     expect_error(tmp_path / "shape.pt", "inconsistent")
 
 
+@pytest.mark.parametrize("change, message", [
+    (dict(architecture=None), "its architecture entry is malformed"),
+    (dict(architecture={"bias": True}), "its architecture entry is malformed"),
+    (dict(state_dict=[1]), "its state_dict entry is malformed"),
+    (dict(config="x"), "its config entry is malformed"),
+    (dict(history=[1.0]), "its history entry is malformed"),
+    (dict(epoch="4"), "its epoch entry is malformed"),
+    (dict(rng=None), "its rng entry is malformed"),
+    (dict(data="x"), "its data entry is malformed"),
+    (dict(extra="x"), "its extra entry is malformed"),
+    (dict(architecture={"widths": [4, 3, 2], "bias": False}), "config .* and architecture .* disagree"),
+])
+def test_malformed_entries_are_named(saved, tmp_path, change, message):
+    path, _, _ = saved
+    torch.save({**torch.load(path, weights_only=True), **change}, tmp_path / "odd.pt")
+    expect_error(tmp_path / "odd.pt", message)
+
+
+def test_a_missing_bias_tensor_is_named(saved, tmp_path):
+    path, _, _ = saved
+    obj = torch.load(path, weights_only=True)
+    del obj["state_dict"]["layers.1.bias"]
+    torch.save(obj, tmp_path / "odd.pt")
+    expect_error(tmp_path / "odd.pt", r"state_dict\['layers.1.bias'\] is None")
+
+
 class Payload:
     """Unpickling this would create a marker file."""
 

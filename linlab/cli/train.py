@@ -329,8 +329,8 @@ def _resume_from(checkpoint: dict, path, config: TrainConfig) -> dict:
     from ..checkpoint import resume_state
 
     saved, current = dict(checkpoint["config"]), config.to_dict()
-    diff = [f"{k}={_plain(saved[k])!r} there, {_plain(current[k])!r} here" for k in RESUME_KEYS
-            if _plain(saved[k]) != _plain(current[k])]
+    diff = [f"{k}={_plain(saved.get(k))!r} there, {_plain(current[k])!r} here" for k in RESUME_KEYS
+            if _plain(saved.get(k)) != _plain(current[k])]
     if diff:
         raise ValueError(
             f"--resume {path!r} was saved with other settings ({'; '.join(diff)}); give the same "
