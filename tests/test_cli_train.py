@@ -156,7 +156,9 @@ def test_resume_takes_the_data_file_its_columns_scaling_and_split_from_the_check
     assert resumed["summary"]["final_loss"] == whole["summary"]["final_loss"]
     assert resumed["summary"]["final_val_loss"] == whole["summary"]["final_val_loss"]
     for flags, message in [(["--no-standardize"], "was trained with standardize True"),
-                           (["--targets", "a"], "was trained with targets ['price']")]:
+                           (["--targets", "a"], "was trained with targets ['price']"),
+                           (["--val-fraction", 0.3], "was trained with --val-fraction 0.2, not 0.3"),
+                           (["--split-seed", 5], "was trained with --split-seed 4, not 5")]:
         result = run("train", "--resume", "h.ckpt", "--epochs", 40, *flags)
         assert result.exit_code == 2 and message in result.stderr, result.output
 

@@ -294,6 +294,12 @@ def _settings_from_checkpoint(ctx, settings: dict, checkpoint: dict) -> dict:
     """Settings left at their defaults take the checkpointed run's values instead (the data's too)."""
     saved = {**(checkpoint.get("extra") or {}).get("data_settings", {}), **checkpoint["config"]}
     settings = dict(settings)
+    for key in ("val_fraction", "split_seed"):  # they choose the training rows
+        if key in saved and _given(ctx, key) and settings[key] != saved[key]:
+            raise ValueError(
+                f"--resume {settings['resume']!r} was trained with --{key.replace('_', '-')} {saved[key]}, "
+                f"not {settings[key]}; leave it out to train on the same rows, or start afresh."
+            )
     for key in (*CONFIG_KEYS, *DATA_KEYS):
         if key in saved and key != "widths" and not _given(ctx, key):
             settings[key] = saved[key]
