@@ -15,9 +15,16 @@ import functools
 
 import numpy as np
 
+from .config import REDUCTIONS
+
 
 def _is_numpy(a) -> bool:
     return isinstance(a, (np.ndarray, np.generic))
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction={reduction!r} is not one of 'sum', 'mean'.")
 
 
 def loss_value(R, loss: str = "squared", reduction: str = "sum", p: float = 4.0, delta: float = 1.0):
@@ -41,6 +48,7 @@ def loss_value(R, loss: str = "squared", reduction: str = "sum", p: float = 4.0,
         total = where(a < delta, 0.5 * R * R, delta * (a - 0.5 * delta)).sum()
     else:
         raise ValueError(f"loss={loss!r} is not one of 'squared', 'lp', 'huber'.")
+    _check_reduction(reduction)
     return total / R.size if reduction == "mean" and _is_numpy(R) else (
         total / R.numel() if reduction == "mean" else total
     )
@@ -63,6 +71,7 @@ def loss_grad(R, loss: str = "squared", reduction: str = "sum", p: float = 4.0, 
         G = np.clip(R, -delta, delta) if _is_numpy(R) else R.clamp(-delta, delta)
     else:
         raise ValueError(f"loss={loss!r} is not one of 'squared', 'lp', 'huber'.")
+    _check_reduction(reduction)
     if reduction == "mean":
         G = G / (R.size if _is_numpy(R) else R.numel())
     return G

@@ -30,6 +30,9 @@ def test_unknown_loss_is_named():
         loss_value(np.ones((1, 1)), "l7")
     with pytest.raises(ValueError, match="p=0.5 must be >= 1"):
         TrainConfig(loss="lp", p=0.5)
+    for fn in (loss_value, loss_grad):  # an unknown reduction is not silently a sum
+        with pytest.raises(ValueError, match="reduction='avg' is not one of"):
+            fn(np.ones((1, 1)), "squared", "avg")
 
 
 @pytest.mark.parametrize("settings_", [
