@@ -47,6 +47,18 @@ def test_divergence_keeps_the_last_finite_state(data, engine):
     assert math.isclose(np.sum((data.X @ r.end_to_end - data.Y) ** 2), r.final_loss, rel_tol=1e-9)
 
 
+def test_divergence_on_the_first_epoch_after_resuming_says_what_was_kept(data):
+    states = []
+    config = TrainConfig(widths=(3, 2), lr=1e-3, epochs=10, tol=0.0)
+    fit(data, config, callbacks=(lambda e: states.append(e.state()),))
+    state = states[4]
+    state["factors"] = [1e6 * W for W in state["factors"]]  # far above diverge_factor × initial loss
+    r = fit(data, config, resume=state)
+    assert r.outcome == "diverged" and "the first after resuming" in r.message
+    assert "kept the last finite state" not in r.message
+    np.testing.assert_array_equal(r.factors[0], state["factors"][0])
+
+
 def test_exploding_but_finite_loss_counts_as_diverged(data):
     r = fit(data, TrainConfig(widths=(3, 2), lr=0.05, epochs=100, diverge_factor=10.0))
     assert r.outcome == "diverged" and r.final_loss <= 10 * r.history[0]

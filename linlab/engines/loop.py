@@ -161,6 +161,11 @@ def fit(
                 )
                 if snapshot is not None:
                     engine.set_params(*snapshot)
+                else:  # the first epoch of a resumed run: no earlier state is held
+                    message = (
+                        f"diverged at epoch {t}, the first after resuming: loss became {loss:.4g} "
+                        f"with lr={lr:.3g}; the factors are those the run resumed from."
+                    )
                 break
             history.append(loss)
             best.append(min(loss, best[-1]) if best else loss)
