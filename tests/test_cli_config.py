@@ -146,6 +146,11 @@ def test_bad_toml_names_the_file_and_line(in_tmp):
     assert "--config 'bad.toml' is not valid TOML" in result.stderr and "line 2" in result.stderr
 
 
+def test_a_whole_float_is_a_count(in_tmp):
+    (in_tmp / "run.toml").write_text(f'data = "{SYNTH}"\nepochs = 1e1\n')
+    assert config_of("--config", "run.toml")["epochs"] == 10
+
+
 def test_a_folder_is_not_a_config_file(in_tmp):
     (in_tmp / "runs").mkdir()
     result = run("train", "--config", "runs")

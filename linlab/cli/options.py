@@ -132,6 +132,8 @@ def config_file_callback(ctx: click.Context, param: click.Parameter, value):
 def _check_type(path, param: click.Parameter, value, ctx: click.Context) -> None:
     # the check a flag's text gets: `epochs = 1.5` or `bias = 3` are refused, not rounded or crashed on
     text = str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, float) and value.is_integer():
+        text = str(int(value))  # epochs = 1e3 is 1000
     try:
         param.type.convert(text, param, ctx)
     except click.BadParameter as e:
