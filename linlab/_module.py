@@ -47,7 +47,8 @@ class DeepLinear(nn.Module):
 
     @torch.no_grad()
     def set_factors(self, factors, biases=None) -> None:
-        """Copy NumPy factors (and biases) into the layers."""
+        """Copy NumPy factors (and biases) into the layers; ``biases=None`` zeroes the biases
+        of a model that has them."""
         shapes = list(zip(self.widths[:-1], self.widths[1:]))
         if [tuple(np.shape(W)) for W in factors] != shapes:
             raise ValueError(
