@@ -185,7 +185,8 @@ def test_outputs_never_overwrite_the_inputs(in_tmp, table):
     write_csv(in_tmp / "new.csv", ["a", "b", "c"], X[:3])
     before = {name: (in_tmp / name).read_bytes() for name in ("new.csv", ckpt.name, "train.csv")}
     for args, message in [
-        (["predict", "--checkpoint", ckpt.name, "--input", "new.csv", "--output", "./new.csv"], "is the --input file"),
+        (["predict", "--checkpoint", ckpt.name, "--input", "new.csv", "--output", "./new.csv"],
+         "is the --input file"),
         (["predict", "--checkpoint", ckpt.name, "--input", "new.csv", "--output", ckpt.name + ".csv"], None),
         (["train", "--data", "train.csv", "--targets", "y1,y2", "--epochs", 2, "--checkpoint", "train.csv"],
          "is the --data file"),
