@@ -232,7 +232,8 @@ def _forecast(run: _Run, lr: float) -> int | None:
 
     c, r = run.config, run.result
     plain = c.momentum == 0 and c.weight_decay == 0 and c.schedule == "constant"
-    if c.depth > 1 or c.loss != "squared" or not plain or c.batch_size is not None:
+    full_batch = c.batch_size is None or c.batch_size >= run.data.n_samples
+    if c.depth > 1 or c.loss != "squared" or not plain or not full_batch:
         return None
     return epochs_to_tol(run.data, r.factors[0], lr, c.tol, b0=None if not c.bias else r.biases[0],
                          reduction=c.reduction)

@@ -63,6 +63,13 @@ def test_deep_mean_mini_batch_divergence_is_measured_as_lr_auto_bounds_the_batch
     assert d.numbers["stable_lr"] == pytest.approx(2 * d.numbers["suggested_lr"])
 
 
+def test_a_batch_as_large_as_the_data_is_forecast_as_full_batch(seed_data):
+    _, full = run_and_diagnose(seed_data, **CASES["too_slow"])
+    _, whole = run_and_diagnose(seed_data, **CASES["too_slow"], batch_size=seed_data.n_samples)
+    assert whole.verdict == "too_slow" and whole.numbers["forecast_epochs_suggested"] is not None
+    assert whole.numbers["forecast_epochs_now"] == full.numbers["forecast_epochs_now"]
+
+
 def test_deep_divergence_is_measured_against_the_sharpness(seed_data):
     _, d = run_and_diagnose(seed_data, widths=(10, 5, 2), lr=1e-3, epochs=50)
     assert d.verdict == "diverged" and d.numbers["lr_over_bound"] > 10
