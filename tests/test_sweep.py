@@ -149,6 +149,7 @@ def test_auto_multiples_use_linlab_theory(monkeypatch):
     ("[grid\nlr = [1]", "is not valid TOML"),
     ("[grid]\nextra = [{a = 1}, 5]", "extra = 5 is not a table"),
     ("[fixed]\nextra = 5", "extra = 5 is not a table"),
+    ("[grid]\nwidths = [[4, 2], [4, 3, 3]]", r"widths=\(4, 3, 3\) run from 4 to 3, but .* has 4 features"),
 ])
 def test_bad_grid_files_are_value_errors_that_name_the_problem(tmp_path, text, message):
     path = tmp_path / "sweep.toml"

@@ -340,6 +340,12 @@ def expand(grid: Grid, data: Dataset, engine: str = "numpy") -> list[Run]:
     runs, seen = [], set()
     for combo in itertools.product(*_fragments(grid, data.n_features, data.n_targets)):
         config = _config(base, combo)
+        if (config.widths[0], config.widths[-1]) != (data.n_features, data.n_targets):
+            raise ValueError(
+                f"widths={config.widths} run from {config.widths[0]} to {config.widths[-1]}, but {data.name!r} "
+                f"has {data.n_features} features and {data.n_targets} targets; give widths "
+                f"[{data.n_features}, ..., {data.n_targets}], or depth and width (both ends from the data)."
+            )
         if config.lr == "auto" and "lr_auto_multiple" in config.extra:
             config = _resolve_auto(config, data)
         rid = run_id(config, data)
