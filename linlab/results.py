@@ -28,7 +28,7 @@ class RunResult:
     val_history: np.ndarray | None = None  # validation loss, aligned with history
     epochs_to_tol: int | None = None  # first t with history[t] <= tol
     seconds: float = 0.0  # wall time of the training loop
-    distance_to_true: float | None = None  # ‖W − W_true‖_F / ‖W_true‖_F when W_true is known
+    distance_to_true: float | None = None  # ‖W − W_true‖_F / ‖W_true‖_F (‖W‖_F if W_true = 0), when known
     initial_factors: list[np.ndarray] | None = None  # where the run started (single runs)
     extra: dict = field(default_factory=dict)
 

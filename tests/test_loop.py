@@ -119,3 +119,12 @@ def test_config_from_dict_rejects_unknown_keys():
         TrainConfig.from_dict({"learning_rate": 0.1})
     c = TrainConfig.from_dict(TrainConfig(widths=(4, 2, 1)).to_dict())
     assert c.widths == (4, 2, 1)
+
+
+def test_distance_to_a_zero_true_map_is_absolute():
+    from linlab.engines.batched import fit_batched
+
+    data = synthetic(n=30, d=3, k=2, rank=0, noise=0.5, seed=0)
+    config = TrainConfig(widths=(3, 2), lr=1e-3, epochs=5)
+    for r in (fit(data, config), fit_batched(data, [config])[0]):
+        assert np.isclose(r.distance_to_true, np.linalg.norm(r.end_to_end))

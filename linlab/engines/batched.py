@@ -351,11 +351,11 @@ def _config_record(config: TrainConfig, device: str, data_name: str) -> dict:
 
 
 def _truth(data) -> tuple[np.ndarray, float] | None:
-    # W_true in float64 and its norm (at least 1e-300), or None
+    # W_true in float64 and the norm distances are divided by (1 when W_true = 0), or None
     if data.W_true is None:
         return None
     W_true = np.asarray(data.W_true, dtype=np.float64)
-    return W_true, max(float(np.linalg.norm(W_true)), 1e-300)
+    return W_true, float(np.linalg.norm(W_true)) or 1.0
 
 
 def _distance(truth, factors) -> float | None:

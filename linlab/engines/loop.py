@@ -204,7 +204,7 @@ def fit(
         from ..models import end_to_end
 
         W_true = data.W_true.astype(np.float64)
-        distance = float(np.linalg.norm(end_to_end(f) - W_true) / max(np.linalg.norm(W_true), 1e-300))
+        distance = float(np.linalg.norm(end_to_end(f) - W_true) / (np.linalg.norm(W_true) or 1.0))
     return RunResult(
         config={**config.to_dict(), "data": data.name}, outcome=outcome, message=message,
         history=np.asarray(history), epochs=len(history) - 1, lr=float(lr), factors=f, biases=b,

@@ -124,7 +124,9 @@ def _notes(a: Advice) -> list[str]:
         f"(2/(λmin+λmax)) shrinks the error {b['rate']:.3g}x per epoch; heavy ball with momentum "
         f"{b['momentum']:.3g} and lr {b['momentum_lr']:.3g} shrinks it {b['momentum_rate']:.3g}x.")
     if fc["plain_epochs"] is not None:
-        line = f"Plain regression from the initial factors reaches tol={a.tol:g} in {fc['plain_epochs']} epochs"
+        line = (f"Plain regression from the initial factors never reaches tol={a.tol:g}"
+                if fc["plain_epochs"] == "never" else
+                f"Plain regression from the initial factors reaches tol={a.tol:g} in {fc['plain_epochs']} epochs")
         if fc["compare_lr"] is not None:
             line += f" at lr {fc['plain_lr']:.3g}, against {fc['compare_epochs']} at lr {fc['compare_lr']:.3g}"
         notes.append(line + ".")
