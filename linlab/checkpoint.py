@@ -451,11 +451,14 @@ def resume_state(checkpoint) -> dict:
     ckpt = _checkpoint(checkpoint)
     epoch = int(ckpt["epoch"])
     if ckpt["optimizer"] is None or ckpt["rng"].get("loop") is None:
-        outcome = ckpt.get("extra", {}).get("summary", {}).get("outcome", "this run")
+        summary = ckpt.get("extra", {}).get("summary", {})
+        outcome = summary.get("outcome", "this run")
+        fix = ("the same settings would diverge again: start a new run with a smaller lr "
+               "(linlab advise gives the bound)" if outcome == "diverged" else
+               "start a new run with more epochs")
         raise CheckpointError(
             f"the checkpoint at epoch {epoch} ({outcome}) keeps parameters for predict but no "
-            "optimizer or random state, so it cannot be resumed; start a new run, e.g. with a "
-            "smaller lr, or resume from an earlier checkpoint."
+            f"optimizer or random state, so it cannot be resumed; {fix}."
         )
     config = _to_numpy(dict(ckpt["config"]))
     factors, biases = checkpoint_params(ckpt)

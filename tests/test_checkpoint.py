@@ -325,3 +325,14 @@ def test_singular_values_match_numpy():
     s = singular_values(factors)
     assert s.shape == (4,) and np.all(np.diff(s) <= 0) and s[-1] < 1e-12 * s[0]  # rank 3 through width 3
     assert np.allclose(s[:3] ** 2, np.linalg.eigvalsh(W.T @ W)[::-1][:3], rtol=1e-10)
+
+
+def test_a_diverged_runs_checkpoint_says_how_to_go_on(tmp_path):
+    from linlab import fit, synthetic
+
+    data = synthetic(n=40, d=3, k=2, seed=0)
+    saver = ck.CheckpointCallback(tmp_path / "run.ckpt", every=1)
+    result = fit(data, TrainConfig(widths=(3, 4, 2), lr=0.5, epochs=50), callbacks=[saver])
+    assert result.outcome == "diverged" and saver.final(result) is not None
+    with pytest.raises(CheckpointError, match="would diverge again: start a new run with a smaller lr"):
+        ck.resume_state(tmp_path / "run.ckpt")
