@@ -78,6 +78,17 @@ def init_factors(widths, init: str = "normal", scale: float = 1.0, seed: int = 0
     widths = parse_widths(widths)
     if init not in INITS:
         raise ValueError(f"init={init!r} is not one of {', '.join(map(repr, INITS))}.")
+    return draw_factors(widths, init, scale, seed)
+
+
+def draw_factors(widths: tuple[int, ...], init: str, scale: float, seed: int) -> list[np.ndarray]:
+    """:func:`init_factors` for widths and init already checked (a sweep draws thousands).
+
+    Examples
+    --------
+    >>> [W.shape for W in draw_factors((3, 2, 1), "normal", 1.0, 0)]
+    [(3, 2), (2, 1)]
+    """
     rng = np.random.default_rng(seed)
     shapes = list(zip(widths[:-1], widths[1:]))
     if init == "normal":

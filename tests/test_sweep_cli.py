@@ -103,6 +103,18 @@ def test_bad_outputs_are_refused_before_any_run(folder):
     assert Path("notes.txt").read_text() == "keep me" and Path("sweep.toml").read_text() == GRID
 
 
+def test_compile_switch(folder, monkeypatch):
+    from linlab import sweeps
+
+    seen = []
+    original = sweeps.run_batch
+    monkeypatch.setattr(sweeps, "run_batch", lambda *a, **kw: seen.append(kw["compile"]) or original(*a, **kw))
+    assert invoke("--compile", "off", "--out", "off.parquet").exit_code == 0
+    assert seen and set(seen) == {False}
+    bad = invoke("--compile", "sometimes")
+    assert bad.exit_code == 2 and "'sometimes' is not one of 'auto', 'on', 'off'" in bad.output
+
+
 def test_a_missing_grid_file_is_a_usage_error(folder):
     result = CliRunner().invoke(main, ["sweep", "--config", "nowhere.toml"])
     assert result.exit_code == 2 and "nowhere.toml" in result.output

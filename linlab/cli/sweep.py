@@ -82,7 +82,11 @@ def _fmt(x, spec: str, unit: str = "") -> str:
               help="Write CSV; loss histories go to a second CSV beside it (NAME.histories.csv).")
 @click.option("--resume", is_flag=True, help="Continue the sweep in --out: skip runs already there.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-def sweep(config_path, out, as_csv, resume, as_json):
+@click.option("--compile", "compile_mode", type=click.Choice(["auto", "on", "off"]), default="auto",
+              show_default=True,
+              help="Compile the batched engine's epochs (faster for large sweeps; needs a C++ compiler; "
+                   "auto: when the sweep plans 20 million run-epochs or more on the CPU).")
+def sweep(config_path, out, as_csv, resume, as_json, compile_mode):
     """Run every configuration of a grid and compare architectures at their best lr."""
     from rich.console import Console
 
@@ -96,7 +100,8 @@ def sweep(config_path, out, as_csv, resume, as_json):
     csv = as_csv or out.suffix.lower() == ".csv"
     bar = _Bar(None if as_json else Console(stderr=True))
     try:
-        table = run_sweep(grid, out=out, csv=csv, resume=resume, progress=bar)
+        compile = {"auto": "auto", "on": True, "off": False}[compile_mode]
+        table = run_sweep(grid, out=out, csv=csv, resume=resume, progress=bar, compile=compile)
     finally:
         bar.close()
     best = best_per_architecture(table)

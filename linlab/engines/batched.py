@@ -27,12 +27,13 @@ import torch
 
 from ..config import TrainConfig
 from ..data import Dataset
-from ..models import end_to_end, init_biases, init_factors
+from ..models import draw_factors, end_to_end, init_biases
 from ..results import RunResult
 from .batched_data import DataPath
 from .batched_runs import run_stack
 from .batched_stack import padded_widths
 from .batched_stats import StatsPath, dataset_terms
+from .compiled import check_mode, should_compile
 from .torch_engines import DTYPES, torch_device
 
 PATHS = ("auto", "stats", "data")
@@ -112,7 +113,7 @@ def _check(data, configs, factors, memory_budget, device, path) -> None:
 
 def _initial(configs, factors) -> list[list[np.ndarray]]:
     if factors is None:
-        return [init_factors(c.widths, c.init, c.init_scale, c.seed) for c in configs]
+        return [draw_factors(c.widths, c.init, c.init_scale, c.seed) for c in configs]
     out = []
     for i, (c, fs) in enumerate(zip(configs, factors)):
         fs = [np.array(W, dtype=np.float64) for W in fs]  # a copy: the records keep them
@@ -203,8 +204,8 @@ def _chunks(indices, key, widths, configs, budget, data_path) -> list[list[int]]
 class _Paths:
     """The gradient sources of one call, built on first use and shared by all groups."""
 
-    def __init__(self, data: Dataset, budget: int):
-        self.data, self.budget, self.cache = data, budget, {}
+    def __init__(self, data: Dataset, budget: int, compiled: bool = False):
+        self.data, self.budget, self.compiled, self.cache = data, budget, compiled, {}
 
     def get(self, key: _Key):
         dtype, device = DTYPES[key.dtype], torch_device(key.device)
@@ -217,7 +218,8 @@ class _Paths:
             return self.cache[ident]
         ident = ("stats", reduction, key.dtype, key.device)
         if ident not in self.cache:
-            self.cache[ident] = StatsPath(*dataset_terms(self.data, device), reduction, dtype, device)
+            self.cache[ident] = StatsPath(*dataset_terms(self.data, device), reduction, dtype, device,
+                                          compiled=self.compiled)
         return self.cache[ident]
 
 
@@ -229,6 +231,7 @@ def fit_batched(
     memory_budget: int = 2 * 1024**3,
     device: str | None = None,
     path: str = "auto",
+    compile: bool | str = "auto",
 ) -> list[RunResult]:
     """Train many runs on one dataset at once; one :class:`RunResult` per config, in order.
 
@@ -252,6 +255,12 @@ def fit_batched(
     path : {"auto", "stats", "data"}
         ``"auto"``: the statistics for squared loss without bias, the rows otherwise.
         Mini-batch runs (``batch_size < n``) train one at a time through ``fit``.
+    compile : {"auto", True, False}
+        Run the statistics path's epochs through a compiled, fused kernel
+        (:mod:`linlab.engines.compiled`: 2-5x faster per epoch at B ≥ 1,000, agreeing with
+        the eager path to rounding; compiling takes seconds once per process and needs a
+        C++ compiler, else the call warns and runs eagerly). ``"auto"`` compiles CPU calls
+        whose statistics-path runs plan at least 20 million run-epochs.
 
     Returns
     -------
@@ -273,8 +282,9 @@ def fit_batched(
     """
     configs = list(configs)
     _check(data, configs, factors, memory_budget, device, path)
+    check_mode(compile)
     with _without_cycle_collection():
-        return _fit(data, configs, factors, memory_budget, device, path)
+        return _fit(data, configs, factors, memory_budget, device, path, compile)
 
 
 @contextmanager
@@ -291,13 +301,16 @@ def _without_cycle_collection():
             gc.enable()
 
 
-def _fit(data, configs, factors, memory_budget, device, path) -> list[RunResult]:
+def _fit(data, configs, factors, memory_budget, device, path, compile) -> list[RunResult]:
     starts = _initial(configs, factors)
     lrs = [_resolve_lr(data, c, f) for c, f in zip(configs, starts)]
     groups = _groups(configs, path, device, data.n_samples)
     results: list[RunResult | None] = [None] * len(configs)
     tick = time.perf_counter()
-    paths = _Paths(data, memory_budget)
+    stats_keys = [key for key in groups if key.path == "stats"]
+    planned = sum(configs[i].epochs for key in stats_keys for i in groups[key])
+    cpu_only = all(key.device == "cpu" for key in stats_keys)
+    paths = _Paths(data, memory_budget, should_compile(compile, "cpu" if cpu_only else "cuda", planned))
     with _flush_denormals():
         for key, indices in groups.items():
             if key.path != "minibatch":

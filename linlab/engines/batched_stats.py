@@ -31,6 +31,7 @@ import torch
 
 from ..stats import Stats
 from .batched_stack import is_batch_last
+from .compiled import MIN_ROWS, CompiledEpoch
 
 # L* and r come from the rows when L* is below this fraction of ‖Y‖² (cancellation would
 # cost more than 1e-12 of it), or when the rows are few enough (entries of X) to pass cheaply
@@ -192,6 +193,10 @@ class StatsPath:
         ``"mean"`` divides loss and gradient by n·k.
     dtype, device
         Of the stacked runs; the constants are cast once.
+    compiled : bool
+        Keep every stack with the run index last and run its epochs through the compiled
+        kernel of :mod:`.compiled` (stacks of fewer than ``MIN_ROWS`` runs, and all stacks
+        once compiling failed, run eagerly).
 
     Examples
     --------
@@ -203,7 +208,8 @@ class StatsPath:
     ([3.0, 3.0], [-2.0, -2.0, -2.0])
     """
 
-    def __init__(self, stats: Stats, terms: LeastSquaresTerms, reduction: str, dtype, device):
+    def __init__(self, stats: Stats, terms: LeastSquaresTerms, reduction: str, dtype, device,
+                 compiled: bool = False):
         d, k = self.d, self.k = stats.n_features, stats.n_targets
         self.divisor = 1 if reduction == "sum" else stats.n * stats.n_targets
         self.dtype, self.device, self.floor = dtype, device, terms.loss
@@ -220,10 +226,18 @@ class StatsPath:
         self.P, self.sr = self._tensor(terms.P[:, :, None]), self._tensor(scale * terms.r[:, :, None])
         self.r = self._tensor(terms.r.reshape(1, d * k))
         self.ones = self._tensor(np.ones((1, d * k)))
+        self.compiled = CompiledEpoch() if compiled else None
+        self.r3 = self._tensor(terms.r[:, :, None])
+
+    @staticmethod
+    def narrow(widths) -> bool:
+        """Whether the eager path is fastest on a stack of these padded widths kept with the run
+        index last (elementwise products) rather than as (B, a, b) matrices (``torch.bmm``)."""
+        return max(widths[1:-1], default=1) <= BATCH_LAST_WIDTH
 
     def batch_last(self, widths) -> bool:
-        """Whether a stack of these padded widths is best kept with the run index last."""
-        return max(widths[1:-1], default=1) <= BATCH_LAST_WIDTH
+        """Whether a stack of these padded widths is kept with the run index last."""
+        return self.compiled is not None or self.narrow(widths)
 
     def _tensor(self, a) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(a), device=self.device).to(self.dtype)
@@ -238,11 +252,20 @@ class StatsPath:
         """Per-run loss (B,) and gradients of every factor; biases are not supported here."""
         if biases is not None:
             raise ValueError("the statistics path has no biases; use path='data' for bias=True.")
-        # a single run is stored both ways: it follows its width's stacks, whatever the chunk size
-        narrow = factors[0].shape[0] > 1 or self.batch_last([self.d] + [W.shape[2] for W in factors])
-        if narrow and all(is_batch_last(W) for W in factors):
-            return self._batch_last(factors)
         d, k, B, L = self.d, self.k, factors[0].shape[0], len(factors)
+        last = all(is_batch_last(W) for W in factors)
+        if last and self.compiled is not None and B >= MIN_ROWS:
+            # detached: views of different bases would each need a graph of their own
+            Ws = [W.permute(1, 2, 0).detach() for W in factors]
+            out = self.compiled(Ws, self.P, self.stacked, self.sr, self.r3)
+            if out is not None:
+                loss = out[0].add_(self.floor)
+                if self.divisor != 1:
+                    loss.div_(self.divisor)
+                return loss, [g.permute(2, 0, 1) for g in out[1]], None
+        # a single run is stored both ways: it follows its width's stacks, whatever the chunk size
+        if last and self.narrow([d] + [W.shape[2] for W in factors]):
+            return self._batch_last(factors)
         Qs = [factors[0]]  # Q_j = W1⋯Wj for j < L, (B, d, H_j)
         for W in factors[1:-1]:
             Qs.append(torch.bmm(Qs[-1], W))

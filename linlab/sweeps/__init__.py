@@ -40,7 +40,7 @@ RUNS_PER_BATCH = {"batched": 256, "single": 16}  # runs executed, then saved, to
 
 
 def run_batch(data: Dataset, configs: Sequence[TrainConfig], *, device: str | None = None,
-              memory_budget: int = MEMORY_BUDGET) -> list[RunResult]:
+              memory_budget: int = MEMORY_BUDGET, compile: bool | str = "auto") -> list[RunResult]:
     """Train `configs` on `data`: ``engine="batched"`` ones together, the rest one by one.
 
     Returns one :class:`~linlab.results.RunResult` per config, in order.
@@ -57,13 +57,24 @@ def run_batch(data: Dataset, configs: Sequence[TrainConfig], *, device: str | No
     if together:
         from ..engines.batched import fit_batched
 
-        batch = fit_batched(data, [configs[i] for i in together], device=device, memory_budget=memory_budget)
+        batch = fit_batched(data, [configs[i] for i in together], device=device, memory_budget=memory_budget,
+                            compile=compile)
         for i, result in zip(together, batch, strict=True):
             results[i] = result
     for i, config in enumerate(configs):
         if config.engine != "batched":
             results[i] = fit(data, config)
     return results
+
+
+def _resolve_compile(compile, runs: Sequence[Run], device: str | None) -> bool:
+    # decided once for the sweep: its batches are small, its total is what pays for compiling
+    from ..engines.compiled import check_mode, should_compile
+
+    check_mode(compile)
+    batched = [r.config for r in runs if r.config.engine == "batched"]
+    on_cpu = all((device or c.device) == "cpu" for c in batched)
+    return should_compile(compile, "cpu" if on_cpu else "cuda", sum(c.epochs for c in batched))
 
 
 def _as_grid(grid_or_path) -> Grid:
@@ -97,6 +108,7 @@ def sweep(
     runs_per_batch: int | None = None,
     device: str | None = None,
     memory_budget: int = MEMORY_BUDGET,
+    compile: bool | str = "auto",
 ) -> pa.Table:
     """Run every configuration of a grid and return the table of results.
 
@@ -120,6 +132,10 @@ def sweep(
         Overrides the grid's value; by default 256 on the batched engine, 16 otherwise.
     device, memory_budget
         Passed to the batched engine.
+    compile : {"auto", True, False}
+        Whether the batched engine compiles its statistics-path epochs
+        (:func:`~linlab.engines.batched.fit_batched`); ``"auto"`` decides once for the whole
+        sweep, from the run-epochs its batched CPU runs plan.
 
     Returns
     -------
@@ -145,12 +161,14 @@ def sweep(
     size = runs_per_batch or grid.runs_per_batch or RUNS_PER_BATCH[
         "batched" if any(r.config.engine == "batched" for r in runs) else "single"
     ]
+    compile = _resolve_compile(compile, runs, device)
     tables = [] if done is None else [done]
     if progress is not None:
         progress(0, len(runs))
     for start in range(0, len(runs), size):
         batch = runs[start:start + size]
-        results = run_batch(data, [r.config for r in batch], device=device, memory_budget=memory_budget)
+        results = run_batch(data, [r.config for r in batch], device=device, memory_budget=memory_budget,
+                            compile=compile)
         tables.append(to_table([
             result_row(r.run_id, r.config, result, data) for r, result in zip(batch, results)
         ]))

@@ -1,0 +1,126 @@
+"""The compiled statistics-path epoch: agreement with the eager path, fallback, the switch."""
+
+import numpy as np
+import pytest
+import torch
+
+from linlab import TrainConfig
+from linlab.data import seed_dataset
+from linlab.engines import compiled
+from linlab.engines.batched import fit_batched
+from linlab.sweeps import sweep
+
+needs_compiler = pytest.mark.skipif(not compiled.compiler_found(), reason="needs a C++ compiler (g++)")
+
+
+def _configs():
+    # two depths x three optimizers, each stack above compiled.MIN_ROWS runs: mixed widths,
+    # per-run lrs, and at every depth some runs that diverge or converge within 200 epochs
+    # (none at the edge of stability, where rounding grows until the paths part)
+    out = []
+    for i in range(40):
+        lr = 1e-5 * (0.2 + (i % 10) / 5) * (40.0 if i % 13 == 0 else 1.0)
+        out.append(TrainConfig(widths=(10, 2 + i % 39, 2), lr=lr, epochs=200, seed=i))
+        out.append(TrainConfig(widths=(10, 2 + i % 39, 2), lr=lr, epochs=200, seed=i, momentum=0.9,
+                               nesterov=i % 2 == 1))
+        deep_lr = 2e-7 * (1 + i % 5) * (1000.0 if i % 13 == 0 else 1.0)  # stable, or diverging at once
+        out.append(TrainConfig(widths=(10, 3 + i % 7, 2 + i % 5, 2), lr=deep_lr, epochs=200, seed=i))
+        out.append(TrainConfig(widths=(10, 3 + i % 7, 2 + i % 5, 2), lr=1e-2 * (1 + i % 3), epochs=200,
+                               seed=i, optimizer="adam"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def both():
+    data, configs = seed_dataset(), _configs()
+    calls = []
+    original = compiled.CompiledEpoch.__call__
+
+    def spy(self, *args):
+        out = original(self, *args)
+        calls.append(out is not None)
+        return out
+
+    compiled.CompiledEpoch.__call__ = spy
+    try:
+        on = fit_batched(data, configs, compile=True)
+    finally:
+        compiled.CompiledEpoch.__call__ = original
+    return fit_batched(data, configs, compile=False), on, calls
+
+
+@needs_compiler
+def test_compiled_runs_follow_the_eager_trajectories(both):
+    eager, on, calls = both
+    assert calls and all(calls)  # the compiled kernel ran, every time it was asked
+    outcomes = {r.outcome for r in eager}
+    assert {"diverged", "converged"} <= outcomes
+    for a, b in zip(eager, on):
+        assert (a.outcome, a.epochs, a.epochs_to_tol) == (b.outcome, b.epochs, b.epochs_to_tol)
+        np.testing.assert_allclose(b.history, a.history, rtol=1e-9, atol=0)
+        for Wa, Wb in zip(a.factors, b.factors):
+            np.testing.assert_allclose(Wb, Wa, rtol=1e-8, atol=1e-12 * np.abs(Wa).max())
+
+
+@needs_compiler
+def test_compiled_epoch_is_the_loss_and_gradient_of_each_run():
+    rng = np.random.default_rng(0)
+    d, k, B = 4, 3, 40
+    Ws = [torch.from_numpy(rng.standard_normal(s)) for s in [(d, 5, B), (5, 2, B), (2, k, B)]]
+    P, r = (torch.from_numpy(rng.standard_normal((d, k, 1))) for _ in range(2))
+    R = torch.from_numpy(rng.standard_normal((d, d)))
+    stacked = torch.cat([R, 2 * R.T @ R])  # [R; sA] with A = RᵀR, s = 2 (summed loss)
+    loss, grads = compiled.compiled_stats_epoch()(Ws, P, stacked, 2 * r, r)
+    ref_loss, ref_grads = compiled.stats_epoch(Ws, P, stacked, 2 * r, r)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-12, atol=0)
+    for g, h in zip(grads, ref_grads):
+        torch.testing.assert_close(g, h, rtol=1e-12, atol=1e-12)
+    for b in (0, 17, B - 1):  # ‖RΔ‖² + 2⟨r, Δ⟩ and its gradient by autograd, run by run
+        W = [w[..., b].clone().requires_grad_() for w in Ws]
+        D = W[0] @ W[1] @ W[2] - P[..., 0]
+        value = (R @ D).square().sum() + 2 * (r[..., 0] * D).sum()
+        value.backward()
+        assert torch.isclose(loss[b], value.detach(), rtol=1e-12)
+        for g, w in zip(grads, W):
+            torch.testing.assert_close(g[..., b], w.grad, rtol=1e-10, atol=1e-10)
+
+
+def test_a_failed_compile_warns_and_runs_eagerly(monkeypatch):
+    def broken():
+        def fail(*args):
+            raise RuntimeError("no working C++ compiler\nsecond line")
+        return fail
+
+    monkeypatch.setattr(compiled, "compiled_stats_epoch", broken)
+    data = seed_dataset()
+    configs = [TrainConfig(widths=(10, 1 + i % 20, 2), lr=1e-6 * (1 + i % 4), epochs=30, seed=i)
+               for i in range(40)]
+    with pytest.warns(RuntimeWarning, match="no working C\\+\\+ compiler.*running eagerly"):
+        fallback = fit_batched(data, configs, compile=True)
+    eager = fit_batched(data, configs, compile=False)
+    for a, b in zip(eager, fallback):
+        assert a.outcome == b.outcome
+        np.testing.assert_allclose(b.history, a.history, rtol=1e-12)
+
+
+def test_compile_modes():
+    assert not compiled.should_compile(False, "cpu", 10**12)
+    assert compiled.should_compile(True, "cpu", 1)
+    assert not compiled.should_compile("auto", "cpu", compiled.AUTO_RUN_EPOCHS - 1)
+    assert not compiled.should_compile("auto", "cuda", 10**12)
+    assert compiled.should_compile("auto", "cpu", compiled.AUTO_RUN_EPOCHS) == compiled.compiler_found()
+    with pytest.raises(ValueError, match="compile='yes' must be 'auto', True or False"):
+        fit_batched(seed_dataset(), [TrainConfig()], compile="yes")
+    with pytest.raises(ValueError, match="compile=1 must be"):
+        sweep({"fixed": {"epochs": 2}}, compile=1)
+
+
+def test_small_stacks_stay_eager_even_when_compiling(monkeypatch):
+    # below MIN_ROWS runs the kernel is never called: no compile for a handful of runs
+    def never():
+        raise AssertionError("compiled for a small stack")
+
+    monkeypatch.setattr(compiled, "compiled_stats_epoch", never)
+    configs = [TrainConfig(widths=(10, 3, 2), lr=1e-6, epochs=20, seed=i) for i in range(compiled.MIN_ROWS - 1)]
+    results = fit_batched(seed_dataset(), configs, compile=True)
+    assert all(r.outcome == "max_epochs" for r in results)
