@@ -85,7 +85,7 @@ def _fmt(x, spec: str, unit: str = "") -> str:
 @click.option("--compile", "compile_mode", type=click.Choice(["auto", "on", "off"]), default="auto",
               show_default=True,
               help="Compile the batched engine's epochs (faster for large sweeps; needs a C++ compiler; "
-                   "auto: when the sweep plans 20 million run-epochs or more on the CPU).")
+                   "auto: when the sweep plans 50 million run-epochs or more on the CPU).")
 def sweep(config_path, out, as_csv, resume, as_json, compile_mode):
     """Run every configuration of a grid and compare architectures at their best lr."""
     from rich.console import Console

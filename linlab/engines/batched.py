@@ -34,6 +34,7 @@ from .batched_runs import run_stack
 from .batched_stack import padded_widths
 from .batched_stats import StatsPath, dataset_terms
 from .compiled import check_mode, should_compile
+from .fused import eligible, run_stack_fused
 from .torch_engines import DTYPES, torch_device
 
 PATHS = ("auto", "stats", "data")
@@ -260,7 +261,7 @@ def fit_batched(
         (:mod:`linlab.engines.compiled`: 2-5x faster per epoch at B ≥ 1,000, agreeing with
         the eager path to rounding; compiling takes seconds once per process and needs a
         C++ compiler, else the call warns and runs eagerly). ``"auto"`` compiles CPU calls
-        whose statistics-path runs plan at least 20 million run-epochs.
+        whose statistics-path runs plan at least 50 million run-epochs.
 
     Returns
     -------
@@ -338,9 +339,9 @@ def _stacked_class(data, configs, starts, lrs, key, indices, source, data_path, 
     widths, truth = padded_widths([configs[i].widths for i in indices]), _truth(data)
     for chunk in _chunks(indices, key, widths, configs, budget, data_path):
         group = [configs[i] for i in chunk]
-        rules, finals, seconds = run_stack(
-            source, group, [starts[i] for i in chunk], [lrs[i] for i in chunk], widths, dtype, device, data,
-        )
+        args = (source, group, [starts[i] for i in chunk], [lrs[i] for i in chunk], widths, dtype, device)
+        done = run_stack_fused(*args) if eligible(source, group) else None
+        rules, finals, seconds = done if done is not None else run_stack(*args, data)
         with np.errstate(all="ignore"):  # a run that diverged at its start may overflow its distance
             for j, i in enumerate(chunk):
                 results[i] = _record(data, group[j], key.device, rules, j, finals[j], seconds[j], starts[i], truth)

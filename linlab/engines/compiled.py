@@ -36,8 +36,8 @@ import torch
 # stack of one row would need a graph of its own (size 1 is never symbolic)
 MIN_ROWS = 32
 # "auto" compiles a call whose stacks plan at least this many run-epochs on the CPU: compiling
-# costs 3-20 s, about what the eager path takes for this much work
-AUTO_RUN_EPOCHS = 20_000_000
+# costs 5-60 s (cold), about what the eager path takes for this much work
+AUTO_RUN_EPOCHS = 50_000_000
 MODES = ("auto", True, False)
 
 
@@ -156,11 +156,15 @@ class CompiledEpoch:
         try:
             return compiled_stats_epoch()(Ws, P, stacked, sr, r)
         except Exception as exc:  # no compiler, an unsupported platform, a backend error
-            self.failed = True
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            warnings.warn(
-                f"compiling the batched epoch failed ({type(exc).__name__}: {first[:200]}); running "
-                "eagerly instead (same results, slower). Install a C++ compiler (g++) or pass compile=False.",
-                RuntimeWarning, stacklevel=2,
-            )
+            self.fail(exc)
             return None
+
+    def fail(self, exc: Exception) -> None:
+        """Give up compiling for this path, with a warning that names the reason."""
+        self.failed = True
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        warnings.warn(
+            f"compiling the batched epoch failed ({type(exc).__name__}: {first[:200]}); running "
+            "eagerly instead (same results, slower). Install a C++ compiler (g++) or pass compile=False.",
+            RuntimeWarning, stacklevel=3,
+        )

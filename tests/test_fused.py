@@ -1,0 +1,121 @@
+"""Fused SGD stacks (stop rules and update inside the compiled call) against the per-epoch loop."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from linlab import TrainConfig
+from linlab.data import seed_dataset
+from linlab.engines import compiled, fused
+from linlab.engines.batched import fit_batched
+
+pytestmark = pytest.mark.skipif(not compiled.compiler_found(), reason="needs a C++ compiler (g++)")
+
+
+def _spy(monkeypatch):
+    ran = []
+    original = fused.run_stack_fused
+
+    def spy(*args):
+        out = original(*args)
+        ran.append(out is not None)
+        return out
+
+    monkeypatch.setattr("linlab.engines.batched.run_stack_fused", spy)
+    return ran
+
+
+def _same(eager, on):
+    for a, b in zip(eager, on):
+        assert (a.outcome, a.epochs, a.epochs_to_tol) == (b.outcome, b.epochs, b.epochs_to_tol), a.message
+        np.testing.assert_allclose(b.history, a.history, rtol=1e-9, atol=0)
+        for Wa, Wb in zip(a.factors, b.factors):
+            np.testing.assert_allclose(Wb, Wa, rtol=1e-8, atol=1e-12 * np.abs(Wa).max())
+        assert b.seconds > 0
+
+
+def _every_rule(hyper: dict, n: int = 48) -> list[TrainConfig]:
+    # runs that converge, stall, diverge (after a few epochs, past a low diverge_factor, or at
+    # epoch 0 from an overflowing init), reach their own epoch limits, and follow a schedule
+    out = []
+    for i in range(n):
+        kind = i % 6
+        c = dict(widths=(10, 2 + i % 9, 2), seed=i, epochs=60 + 7 * (i % 5), init="scaled", init_scale=0.1,
+                 tol=1.0, **hyper)
+        c.update([
+            dict(lr=1e-5 * (0.5 + 0.1 * (i % 4))),  # converges
+            dict(lr=1e-9, stall_window=8, stall_rtol=0.05),  # stalls
+            dict(lr=3e-5 * (1 + i % 3), diverge_factor=1e6 if i % 2 else 3.0),  # diverges
+            dict(lr=1e-5, init_scale=1e200),  # diverges at epoch 0
+            dict(lr=1e-5, schedule="step", step_size=9, gamma=0.5, tol=50.0),
+            dict(lr=1e-7),  # reaches its epoch limit
+        ][kind])
+        out.append(TrainConfig(**c))
+    return out
+
+
+@pytest.mark.parametrize("hyper", [
+    {},
+    {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
+    {"momentum": 0.5},
+])
+def test_fused_stacks_follow_the_per_epoch_loop(monkeypatch, hyper):
+    monkeypatch.setattr(fused, "UNROLL", 2)  # a small graph: the same code as UNROLL = 8, compiled faster
+    ran = _spy(monkeypatch)
+    data, configs = seed_dataset(), _every_rule(hyper)
+    on = fit_batched(data, configs, compile=True)
+    assert ran == [True]
+    eager = fit_batched(data, configs, compile=False)
+    outcomes = Counter(r.outcome for r in eager)
+    assert set(outcomes) == {"converged", "stalled", "diverged", "max_epochs"}, outcomes
+    assert any(len(r.history) == 0 and r.outcome == "diverged" for r in eager)  # at epoch 0
+    assert any(len(r.history) > 1 and r.outcome == "diverged" for r in eager)
+    _same(eager, on)
+    for a, b in zip(eager, on):  # the single-run loop's sentences
+        if a.outcome != "stalled":  # its best loss is printed to 6 digits, the others to 4
+            assert a.message == b.message
+
+
+def test_the_shipped_unroll_on_a_seed_style_sweep(monkeypatch):
+    ran = _spy(monkeypatch)
+    data = seed_dataset()
+    configs = [TrainConfig(widths=(10, 1 + i % 8, 2), lr=1e-5 * (0.5 + i % 7), epochs=150, seed=i)
+               for i in range(64)]
+    on = fit_batched(data, configs, compile=True)
+    assert ran and all(ran)
+    _same(fit_batched(data, configs, compile=False), on)
+
+
+def test_what_cannot_run_fused_runs_per_epoch(monkeypatch):
+    data = seed_dataset()
+
+    def never(*args):
+        raise AssertionError("ran fused")
+
+    monkeypatch.setattr("linlab.engines.batched.run_stack_fused", never)
+    adam = [TrainConfig(widths=(10, 3, 2), optimizer="adam", lr=1e-2, epochs=5, seed=i) for i in range(40)]
+    short = [TrainConfig(widths=(10, 3, 2), lr=1e-6, epochs=5, seed=i, stall_window=1) for i in range(40)]
+    auto = [TrainConfig(widths=(10, 3, 2), lr="auto", epochs=5, seed=i) for i in range(40)]
+    few = [TrainConfig(widths=(10, 3, 2), lr=1e-6, epochs=5, seed=i) for i in range(compiled.MIN_ROWS - 1)]
+    monkeypatch.setattr(compiled, "compiled_stats_epoch", lambda: compiled.stats_epoch)  # no compiling here
+    for configs in (adam, short, auto, few):
+        assert len(fit_batched(data, configs, compile=True)) == len(configs)
+
+
+def test_a_failed_fused_compile_falls_back_with_a_warning(monkeypatch):
+    def broken():
+        def fail(*args, **kwargs):
+            raise RuntimeError("compiler exploded")
+        return fail
+
+    monkeypatch.setattr(fused, "compiled_sgd_block", broken)
+    monkeypatch.setattr(compiled, "compiled_stats_epoch", broken)
+    data = seed_dataset()
+    configs = [TrainConfig(widths=(10, 2 + i % 5, 2), lr=1e-5, epochs=40, seed=i) for i in range(40)]
+    with pytest.warns(RuntimeWarning, match="compiler exploded.*running eagerly"):
+        fallback = fit_batched(data, configs, compile=True)
+    eager = fit_batched(data, configs, compile=False)
+    for a, b in zip(eager, fallback):
+        assert a.outcome == b.outcome
+        np.testing.assert_allclose(b.history, a.history, rtol=1e-12)
