@@ -7,7 +7,7 @@ import pytest
 
 from linlab import TrainConfig
 from linlab.data import seed_dataset
-from linlab.engines import compiled, fused
+from linlab.engines import compiled, fused, gram
 from linlab.engines.batched import fit_batched
 
 pytestmark = pytest.mark.skipif(not compiled.compiler_found(), reason="needs a C++ compiler (g++)")
@@ -35,13 +35,14 @@ def _same(eager, on):
         assert b.seconds > 0
 
 
-def _every_rule(hyper: dict, n: int = 48) -> list[TrainConfig]:
+def _every_rule(hyper: dict, n: int = 48, wide: bool = False) -> list[TrainConfig]:
     # runs that converge, stall, diverge (after a few epochs, past a low diverge_factor, or at
     # epoch 0 from an overflowing init), reach their own epoch limits, and follow a schedule
     out = []
     for i in range(n):
         kind = i % 6
-        c = dict(widths=(10, 2 + i % 9, 2), seed=i, epochs=60 + 7 * (i % 5), init="scaled", init_scale=0.1,
+        h = 24 + i % 17 if wide else 2 + i % 9
+        c = dict(widths=(10, h, 2), seed=i, epochs=60 + 7 * (i % 5), init="scaled", init_scale=0.1,
                  tol=1.0, **hyper)
         c.update([
             dict(lr=1e-5 * (0.5 + 0.1 * (i % 4))),  # converges
@@ -55,17 +56,21 @@ def _every_rule(hyper: dict, n: int = 48) -> list[TrainConfig]:
     return out
 
 
-@pytest.mark.parametrize("hyper", [
-    {},
-    {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
-    {"momentum": 0.5},
+@pytest.mark.parametrize("hyper, wide", [
+    ({}, False),
+    ({"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}, False),
+    ({"momentum": 0.5}, False),
+    ({}, True),  # on the Gram matrix (depth 2, no momentum, wide: linlab.engines.gram)
+    ({"weight_decay": 1e-3}, True),
 ])
-def test_fused_stacks_follow_the_per_epoch_loop(monkeypatch, hyper):
+def test_fused_stacks_follow_the_per_epoch_loop(monkeypatch, hyper, wide):
     monkeypatch.setattr(fused, "UNROLL", 2)  # a small graph: the same code as UNROLL = 8, compiled faster
-    ran = _spy(monkeypatch)
-    data, configs = seed_dataset(), _every_rule(hyper)
+    ran, grams = _spy(monkeypatch), []
+    original = gram.Gram.block
+    monkeypatch.setattr(gram.Gram, "block", lambda self, *a: grams.append(1) or original(self, *a))
+    data, configs = seed_dataset(), _every_rule(hyper, wide=wide)
     on = fit_batched(data, configs, compile=True)
-    assert ran == [True]
+    assert ran == [True] and bool(grams) == wide
     eager = fit_batched(data, configs, compile=False)
     outcomes = Counter(r.outcome for r in eager)
     assert set(outcomes) == {"converged", "stalled", "diverged", "max_epochs"}, outcomes

@@ -69,19 +69,10 @@ def sgd_block(Ws, prev, bufs, P, stacked, sr, r, floor, divisor, mu, wd, lrs, al
     """
     losses, codes = [], []
     for j in range(lrs.shape[0]):
-        t = t0 + j
         loss, grads = stats_epoch(Ws, P, stacked, sr, r)
         loss = ((loss + floor) / divisor).double()
-        first = t == 0
-        diverged = alive & torch.where(first, ~torch.isfinite(loss), ~(loss <= limit))
-        limit = torch.where(first, factor * torch.clamp(torch.where(diverged, 0.0, loss), min=1e-300), limit)
-        fine = alive & ~diverged
-        best = torch.where(fine, torch.where(first, loss, torch.minimum(best, loss)), best)
-        end = fine & (epochs == t)
-        converged = fine & ~end & (loss <= tol)
-        past = pasts[j]
-        stalled = fine & ~end & ~converged & (past - best <= rtol * past)
-        go = fine & ~end & ~converged & ~stalled
+        diverged, go, limit, best, code = _judge(loss, t0 + j, alive, limit, best, pasts[j], factor, tol, rtol,
+                                                 epochs)
         new, new_bufs = [], []
         for i, (W, p, g) in enumerate(zip(Ws, prev, grads)):
             if decay:
@@ -91,10 +82,26 @@ def sgd_block(Ws, prev, bufs, P, stacked, sr, r, floor, divisor, mu, wd, lrs, al
                 new_bufs.append(b)
                 g = g + mu * b if nesterov else b
             new.append(torch.where(go, W - lrs[j] * g, torch.where(diverged, p, W)))
-        codes.append((diverged * 1 + converged * 2 + end * 3 + stalled * 4).to(torch.int8))
+        codes.append(code)
         losses.append(loss)
         prev, Ws, bufs, alive = Ws, new, new_bufs, go
     return Ws, prev, bufs, alive, limit, best, torch.stack(losses), torch.stack(codes)
+
+
+def _judge(loss, t, alive, limit, best, past, factor, tol, rtol, epochs):
+    # StopRules.judge in the graph, for one epoch t of every run: (diverged, go on, limit,
+    # best, stop code); past is the best loss stall_window epochs back (NaN before it exists)
+    first = t == 0
+    diverged = alive & torch.where(first, ~torch.isfinite(loss), ~(loss <= limit))
+    limit = torch.where(first, factor * torch.clamp(torch.where(diverged, 0.0, loss), min=1e-300), limit)
+    fine = alive & ~diverged
+    best = torch.where(fine, torch.where(first, loss, torch.minimum(best, loss)), best)
+    end = fine & (epochs == t)
+    converged = fine & ~end & (loss <= tol)
+    stalled = fine & ~end & ~converged & (past - best <= rtol * past)
+    go = fine & ~end & ~converged & ~stalled
+    code = (diverged * 1 + converged * 2 + end * 3 + stalled * 4).to(torch.int8)
+    return diverged, go, limit, best, code
 
 
 @functools.cache
@@ -115,17 +122,16 @@ def eligible(path, configs) -> bool:
     )
 
 
-class _Runs:
-    """The stack's tensors (run index last) and, per row, its run and constants."""
+class _Rows:
+    """What a fused stack keeps per row (run index last): the state tensors named in
+    ``STATE``, the run of each row, its constants and whether it is still live."""
 
-    def __init__(self, path, configs, factors, lrs, widths, dtype, device):
+    STATE: tuple[str, ...] = ()
+
+    def __init__(self, path, configs, dtype, device):
         B = len(configs)
         self.device, self.dtype = device, dtype
-        self.Ws = [W.permute(1, 2, 0).contiguous() for W in stack_factors(factors, widths, dtype, device)]
-        self.prev = [W.clone() for W in self.Ws]  # not aliases: those would need a graph of their own
         c0 = configs[0]
-        self.flags = dict(momentum=c0.momentum != 0, nesterov=bool(c0.nesterov), decay=c0.weight_decay != 0)
-        self.bufs = [torch.zeros_like(W) for W in self.Ws] if self.flags["momentum"] else []
         f64 = lambda values: torch.tensor(values, dtype=torch.float64, device=device)  # noqa: E731
         self.rows = {
             "alive": torch.ones(B, dtype=torch.bool, device=device),
@@ -141,20 +147,20 @@ class _Runs:
         self.runs = np.arange(B)  # the run of each row
         self.live = np.ones(B, dtype=bool)
 
-    def block(self, fn, lrs: np.ndarray, pasts: np.ndarray, t0: int):
-        out = fn(self.Ws, self.prev, self.bufs, *self.consts, self.scalars["floor"], self.scalars["divisor"],
-                 self.scalars["mu"], self.scalars["wd"],
-                 torch.as_tensor(lrs, device=self.device).to(self.dtype), self.rows["alive"], self.rows["limit"],
-                 self.rows["best"], torch.as_tensor(pasts, device=self.device), self.rows["factor"],
-                 self.rows["tol"], self.rows["rtol"], self.rows["epochs"],
-                 torch.tensor(t0, dtype=torch.int64, device=self.device), **self.flags)
-        self.Ws, self.prev, self.bufs = out[0], out[1], out[2]
-        self.rows.update(alive=out[3], limit=out[4], best=out[5])
-        return out[6].cpu().numpy(), out[7].cpu().numpy()
+    def _rules(self, lrs, pasts, t0):
+        # the per-row arguments every block function takes after its state and constants
+        return (torch.as_tensor(lrs, device=self.device).to(self.dtype), self.rows["alive"], self.rows["limit"],
+                self.rows["best"], torch.as_tensor(pasts, device=self.device), self.rows["factor"],
+                self.rows["tol"], self.rows["rtol"], self.rows["epochs"],
+                torch.tensor(t0, dtype=torch.int64, device=self.device))
 
-    def finals(self, rows: np.ndarray, configs) -> list:
-        Ws = unstack([W.permute(2, 0, 1) for W in self.Ws], rows, [configs[i].widths for i in self.runs[rows]])
-        return [(W, None) for W in Ws]
+    def _keep(self, out):
+        # a block function returns its state (in STATE order), then alive, limit, best, losses, codes
+        n = len(self.STATE)
+        for name, value in zip(self.STATE, out[:n]):
+            setattr(self, name, value)
+        self.rows.update(alive=out[n], limit=out[n + 1], best=out[n + 2])
+        return out[n + 3].cpu().numpy(), out[n + 4].cpu().numpy()
 
     def compact(self) -> None:
         """Drop stopped rows once they are an eighth of the stack (never below ``MIN_ROWS`` rows:
@@ -164,10 +170,34 @@ class _Runs:
             return
         keep_host = np.flatnonzero(self.live)
         keep = torch.as_tensor(keep_host, device=self.device)
-        take = lambda t: t.index_select(t.dim() - 1, keep).contiguous()  # noqa: E731
-        self.Ws, self.prev, self.bufs = ([take(t) for t in ts] for ts in (self.Ws, self.prev, self.bufs))
+        for name in self.STATE:
+            setattr(self, name, [t.index_select(t.dim() - 1, keep).contiguous() for t in getattr(self, name)])
         self.rows = {name: t.index_select(0, keep) for name, t in self.rows.items()}
         self.runs, self.live = self.runs[keep_host], np.ones(len(keep_host), dtype=bool)
+
+
+class _Factors(_Rows):
+    """Fused SGD on the factors themselves (:func:`sgd_block`)."""
+
+    STATE = ("Ws", "prev", "bufs")
+
+    def __init__(self, path, configs, factors, widths, dtype, device):
+        super().__init__(path, configs, dtype, device)
+        self.Ws = [W.permute(1, 2, 0).contiguous() for W in stack_factors(factors, widths, dtype, device)]
+        self.prev = [W.clone() for W in self.Ws]  # not aliases: those would need a graph of their own
+        c0 = configs[0]
+        self.flags = dict(momentum=c0.momentum != 0, nesterov=bool(c0.nesterov), decay=c0.weight_decay != 0)
+        self.bufs = [torch.zeros_like(W) for W in self.Ws] if self.flags["momentum"] else []
+
+    def block(self, lrs: np.ndarray, pasts: np.ndarray, t0: int):
+        s = self.scalars
+        return self._keep(compiled_sgd_block()(
+            self.Ws, self.prev, self.bufs, *self.consts, s["floor"], s["divisor"], s["mu"], s["wd"],
+            *self._rules(lrs, pasts, t0), **self.flags))
+
+    def finals(self, rows: np.ndarray, configs) -> list:
+        Ws = unstack([W.permute(2, 0, 1) for W in self.Ws], rows, [configs[i].widths for i in self.runs[rows]])
+        return [(W, None) for W in Ws]
 
 
 def _pasts(rules: StopRules, runs: np.ndarray, t0: int, K: int) -> np.ndarray:
@@ -206,11 +236,13 @@ def run_stack_fused(path, configs, factors, lrs, widths, dtype, device):
     Returns the same (rules, finals, seconds), or None when compiling failed (the warning
     says why; the caller runs the stack per epoch instead).
     """
-    runs = _Runs(path, configs, factors, lrs, widths, dtype, device)
+    from .gram import Gram, gram_suits
+
+    kind = Gram if gram_suits(configs, widths) else _Factors
+    runs = kind(path, configs, factors, widths, dtype, device)
     rules, schedule = StopRules(configs, lrs), Schedule(configs, lrs)
     B = len(configs)
     finals, seconds = [None] * B, np.zeros(B)
-    fn = compiled_sgd_block()
     t0, K = 0, UNROLL
     while runs.live.any():
         tick = time.perf_counter()
@@ -220,7 +252,7 @@ def run_stack_fused(path, configs, factors, lrs, widths, dtype, device):
             lr[j, runs.live] = schedule.at(t0 + j, alive)
         pasts = _pasts(rules, runs.runs, t0, K)
         try:
-            losses, codes = runs.block(fn, lr, pasts, t0)
+            losses, codes = runs.block(lr, pasts, t0)
         except Exception as exc:  # compiling failed: nothing has moved yet when t0 = 0
             if t0:
                 raise
