@@ -15,9 +15,15 @@ per-epoch time of the loops over h = 1..64. References are measured before and a
 width's rows and averaged, as the pace of a shared machine drifts. Peak memory is the rise of the process's peak
 resident set during the call (CPU) or the peak of allocated CUDA memory.
 
+Rows marked "compiled" pass ``compile=True`` (:mod:`linlab.engines.fused`): before a
+width's compiled rows, one small call compiles its graphs and the time it takes is printed
+(once per process and graph; the on-disk cache makes later processes faster), then the
+garbage the compiler left is collected, so the rows give the steady pace of a long sweep.
+
     python benchmarks/sweep_throughput.py            # widths 1, 4, 16, 64, 1-64; B up to 10,000
     python benchmarks/sweep_throughput.py --quick    # a short version
     python benchmarks/sweep_throughput.py --device cuda
+    python benchmarks/sweep_throughput.py --compile off   # eager rows only (no C++ compiler needed)
 
 Timings are printed, never asserted.
 """
@@ -25,6 +31,7 @@ Timings are printed, never asserted.
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 
 import numpy as np
@@ -108,19 +115,34 @@ def _reset_peak() -> bool:
         return False
 
 
-def batched_rate(data, hiddens, B: int, epochs: int, dtype: str, device: str) -> tuple[float, float]:
-    """(run-epochs per second, peak MiB) of one fit_batched call over B runs."""
-    configs = [
+def _configs(hiddens, B: int, epochs: int, dtype: str, device: str) -> list[TrainConfig]:
+    return [
         TrainConfig(widths=(10, hiddens[i % len(hiddens)], 2), lr=LR * (0.5 + (i % 10) / 10), epochs=epochs,
                     seed=i, tol=0.0, stall_window=epochs + 1, dtype=dtype, device=device)
         for i in range(B)
     ]
+
+
+def compile_seconds(data, hiddens, dtypes, device: str) -> float:
+    """Seconds of a small compiled call per dtype: the graphs a width's compiled rows use."""
+    tick = time.perf_counter()
+    for dtype in dtypes:
+        fit_batched(data, _configs(hiddens, 2 * 64, 20, dtype, device), device=device, compile=True)
+    gc.collect()
+    return time.perf_counter() - tick
+
+
+def batched_rate(data, hiddens, B: int, epochs: int, dtype: str, device: str,
+                 compile: bool = False) -> tuple[float, float]:
+    """(run-epochs per second, peak MiB) of one fit_batched call over B runs."""
+    configs = _configs(hiddens, B, epochs, dtype, device)
+    gc.collect()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     base = _rss_kib("VmRSS") if _reset_peak() else None
     tick = time.perf_counter()
-    results = fit_batched(data, configs, device=device)
+    results = fit_batched(data, configs, device=device, compile=compile)
     seconds = time.perf_counter() - tick
     if device.startswith("cuda"):
         peak = torch.cuda.max_memory_allocated() / 2**20
@@ -135,6 +157,8 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--dtype", default="both", choices=["float64", "float32", "both"])
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 300, quick 100)")
+    parser.add_argument("--compile", default="both", choices=["off", "on", "both"],
+                        help="eager rows, compiled rows (B >= 100), or both")
     args = parser.parse_args(argv)
     epochs = args.epochs or (100 if args.quick else 300)
     sizes = [1, 100, 1000] if args.quick else [1, 10, 100, 1000, 10000]
@@ -145,20 +169,28 @@ def main(argv=None) -> None:
     fit_batched(data, [TrainConfig(epochs=2, device=args.device)])  # warm up torch
     print(f"seed data 1000 x 10 -> 2, plain SGD, {epochs} epochs per run, device {args.device}, "
           f"{torch.get_num_threads()} threads\n")
-    print("| hidden | B | dtype | run-epochs/s | vs seed NumPy | vs seed torch | peak MiB |")
-    print("|---|---|---|---|---|---|---|")
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
+    print("| hidden | B | dtype | compiled | run-epochs/s | vs seed NumPy | vs seed torch | peak MiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    notes = []
     for label, hiddens in widths.items():
+        if True in modes:
+            seconds = compile_seconds(data, hiddens, dtypes, args.device)
+            notes.append(f"compiling for hidden {label}: {seconds:.1f} s")
         before = references(data, hiddens, epochs)
-        rows = [(B, dtype, *batched_rate(data, hiddens, B, epochs, dtype, args.device))
-                for B in sizes for dtype in dtypes]
+        rows = [(B, dtype, mode, *batched_rate(data, hiddens, B, epochs, dtype, args.device, mode))
+                for B in sizes for dtype in dtypes for mode in modes if B >= 100 or not mode]
         after = references(data, hiddens, epochs)  # the machine may have changed pace meanwhile
         numpy_rate, torch_rate = ((a + b) / 2 for a, b in zip(before, after))
-        print(f"| {label} | seed NumPy loop | float64 | {numpy_rate:,.0f} | 1 | "
+        print(f"| {label} | seed NumPy loop | float64 | | {numpy_rate:,.0f} | 1 | "
               f"{numpy_rate / torch_rate:.2f} | |")
-        print(f"| {label} | seed torch loop | float32 | {torch_rate:,.0f} | {torch_rate / numpy_rate:.2f} | 1 | |")
-        for B, dtype, rate, peak in rows:
-            print(f"| {label} | {B:,} | {dtype} | {rate:,.0f} | {rate / numpy_rate:.1f} | "
-                  f"{rate / torch_rate:.1f} | {peak:.0f} |", flush=True)
+        print(f"| {label} | seed torch loop | float32 | | {torch_rate:,.0f} | "
+              f"{torch_rate / numpy_rate:.2f} | 1 | |")
+        for B, dtype, mode, rate, peak in rows:
+            print(f"| {label} | {B:,} | {dtype} | {'yes' if mode else 'no'} | {rate:,.0f} | "
+                  f"{rate / numpy_rate:.1f} | {rate / torch_rate:.1f} | {peak:.0f} |", flush=True)
+    for note in notes:
+        print(note)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ a C++ loop nest with the run index as the vector lane) to a few fused kernels: 2
 per epoch at B ≥ 1,000 on a CPU. Compiling costs seconds once per process and stack
 signature (depth, dtype, and whether a layer has width 1; every size is symbolic), and
 needs a C++ compiler; without one, or on any failure, the stack falls back to the eager path
-with a warning.
+with a warning. SGD stacks go further and run their stop rules and updates in the graph too
+(:mod:`.fused`); this module serves the other optimizers, whose step stays eager.
 
 For the stack with the run index last (Wj of shape (H_{j-1}, H_j, B)), one epoch is
 

@@ -11,9 +11,10 @@ a linear map of U that depends on U only through P. So the Gram matrix
 K = UUᵀ = [[W1W1ᵀ, P], [Pᵀ, W2ᵀW2]] follows K' = T K T (T is symmetric) and holds P, and the
 factors themselves are U_t = Φ_t U_0 with Φ' = TΦ, Φ_0 = I. An epoch costs
 O((d + k)²·k) per run whatever h: at d = 10, k = 2 about 1,600 multiply-adds, against about
-80·h for the factors, so from h ≈ 24 on this is the cheaper way (and padding to a common
-width is free, as only U_0 has it). The factors are formed once, when a run stops. In exact
-arithmetic the trajectory is the factors' own; in floating point it agrees to rounding.
+80·h + 400 for the factors, so from h ≈ 17 on this is the cheaper way (measured), and
+padding to a common width is free, as only U_0 has it. The factors are formed once, when a
+run stops. In exact arithmetic the trajectory is the factors' own; in floating point it
+agrees to rounding.
 Plain SGD (with weight decay) of depth 2 only: momentum makes the map depend on the past.
 """
 
@@ -27,7 +28,7 @@ import torch
 from .batched_stack import stack_factors
 from .fused import _judge, _Rows
 
-GRAM_WIDTH = 24  # padded hidden width from which the Gram dynamics costs less than the factors'
+GRAM_WIDTH = 17  # padded hidden width from which the Gram dynamics costs less than the factors'
 
 
 def gram_suits(configs, widths) -> bool:
