@@ -18,7 +18,8 @@ resident set during the call (CPU) or the peak of allocated CUDA memory.
 Rows marked "compiled" pass ``compile=True`` (:mod:`linlab.engines.fused`): before a
 width's compiled rows, one small call compiles its graphs and the time it takes is printed
 (once per process and graph; the on-disk cache makes later processes faster), then the
-garbage the compiler left is collected, so the rows give the steady pace of a long sweep.
+garbage the compiler left is collected; a short call of the largest size warms the memory
+allocator (eager and compiled alike), so the rows give the steady pace of a long sweep.
 
     python benchmarks/sweep_throughput.py            # widths 1, 4, 16, 64, 1-64; B up to 10,000
     python benchmarks/sweep_throughput.py --quick    # a short version
@@ -132,6 +133,15 @@ def compile_seconds(data, hiddens, dtypes, device: str) -> float:
     return time.perf_counter() - tick
 
 
+def warm_up(data, hiddens, B: int, dtypes, modes, device: str) -> None:
+    """A short call of the largest size per dtype and mode: the C library's allocator then
+    keeps large buffers instead of mapping fresh pages for every one, as it does after the
+    first batches of a long sweep."""
+    for dtype in dtypes:
+        for mode in modes:
+            fit_batched(data, _configs(hiddens, B, 10, dtype, device), device=device, compile=mode)
+
+
 def batched_rate(data, hiddens, B: int, epochs: int, dtype: str, device: str,
                  compile: bool = False) -> tuple[float, float]:
     """(run-epochs per second, peak MiB) of one fit_batched call over B runs."""
@@ -177,6 +187,7 @@ def main(argv=None) -> None:
         if True in modes:
             seconds = compile_seconds(data, hiddens, dtypes, args.device)
             notes.append(f"compiling for hidden {label}: {seconds:.1f} s")
+        warm_up(data, hiddens, max(sizes), dtypes, modes, args.device)
         before = references(data, hiddens, epochs)
         rows = [(B, dtype, mode, *batched_rate(data, hiddens, B, epochs, dtype, args.device, mode))
                 for B in sizes for dtype in dtypes for mode in modes if B >= 100 or not mode]

@@ -228,6 +228,21 @@ class StatsPath:
         self.ones = self._tensor(np.ones((1, d * k)))
         self.compiled = CompiledEpoch() if compiled else None
         self.r3 = self._tensor(terms.r[:, :, None])
+        if compiled:  # the fused stacks train in the eigenbasis of A (see `eigenbasis`)
+            lam, V = np.linalg.eigh(A)
+            lam = np.clip(lam, 0.0, None)
+            Vr = V.T @ terms.r
+            self.V = self._tensor(V)
+            self.eigen = tuple(self._tensor(a[:, :, None]) for a in (
+                V.T @ terms.P, np.sqrt(lam)[:, None], scale * lam[:, None], scale * Vr, Vr))
+
+    def eigenbasis(self):
+        """(V, (P₀, √λ, sλ, s·r, r) in the eigenbasis of A = V diag(λ) Vᵀ), each (d, ·, 1).
+
+        Rotating the input space by V (W1 → VᵀW1) leaves every trajectory as it is and makes
+        A diagonal: [R; sA]Δ becomes two elementwise products (:func:`~.compiled.eigen_epoch`).
+        """
+        return self.V, self.eigen
 
     @staticmethod
     def narrow(widths) -> bool:

@@ -90,6 +90,37 @@ def stats_epoch(Ws, P, stacked, sr, r):
     return loss, grads
 
 
+def eigen_terms(D, root, slam, sr, r):
+    """Loss terms and ∂ℓ/∂P of Δ = P − P₀ (d, k, B) in the eigenbasis of A, where R = √λ and
+    sA = sλ are diagonal: ‖√λ Δ‖² + 2⟨r, Δ⟩ and sλΔ + s·r (the caller adds L* and divides).
+
+    Examples
+    --------
+    >>> D = torch.ones(2, 1, 3, dtype=torch.float64)
+    >>> root, zero = torch.tensor([[[1.0]], [[2.0]]], dtype=torch.float64), torch.zeros(2, 1, 1)
+    >>> loss, G = eigen_terms(D, root, 2 * root.square(), zero, zero)
+    >>> loss.tolist(), G[:, 0, 0].tolist()
+    ([5.0, 5.0, 5.0], [2.0, 8.0])
+    """
+    loss = (root * D).square().sum((0, 1)) + 2.0 * (r * D).sum((0, 1))
+    return loss, slam * D + sr
+
+
+def eigen_epoch(Ws, P, root, slam, sr, r):
+    """:func:`stats_epoch` for factors whose first layer is in the eigenbasis of A (W1 → VᵀW1,
+    constants from :meth:`~.batched_stats.StatsPath.eigenbasis`): no d × d product left."""
+    Qs = [Ws[0]]
+    for W in Ws[1:]:
+        Qs.append((Qs[-1][:, :, None, :] * W[None]).sum(1))
+    loss, G = eigen_terms(Qs[-1] - P, root, slam, sr, r)
+    grads = [None] * len(Ws)
+    for j in reversed(range(1, len(Ws))):
+        grads[j] = (Qs[j - 1][:, :, None, :] * G[:, None]).sum(0)
+        G = (G[:, None, :, :] * Ws[j][None]).sum(2)
+    grads[0] = G
+    return loss, grads
+
+
 @functools.cache
 def compiled_stats_epoch():
     """:func:`stats_epoch` compiled once per process, with symbolic sizes."""

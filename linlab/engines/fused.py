@@ -30,13 +30,13 @@ import torch
 
 from .batched_runs import Schedule, StopRules
 from .batched_stack import stack_factors, unstack
-from .compiled import MIN_ROWS, stats_epoch
+from .compiled import MIN_ROWS, eigen_epoch
 
 UNROLL = 8  # epochs per compiled call: at B = 1,000, 1.2-1.5x the rate of 4 (and twice its compile time)
 OUTCOMES = (None, "diverged", "converged", "max_epochs", "stalled")  # the graph's stop codes
 
 
-def sgd_block(Ws, prev, bufs, P, stacked, sr, r, floor, divisor, mu, wd, lrs, alive, limit, best, pasts,
+def sgd_block(Ws, prev, bufs, P, root, slam, sr, r, floor, divisor, mu, wd, lrs, alive, limit, best, pasts,
               factor, tol, rtol, epochs, t0, momentum: bool, nesterov: bool, decay: bool):
     """``len(lrs)`` epochs of stacked SGD runs with the stop rules, run index last.
 
@@ -45,8 +45,9 @@ def sgd_block(Ws, prev, bufs, P, stacked, sr, r, floor, divisor, mu, wd, lrs, al
     Ws, prev, bufs : list of Tensor (H_{j-1}, H_j, B)
         The parameters at epoch t0, at t0 − 1 (where a run that diverges at t0 goes back),
         and the momentum buffers (empty without momentum).
-    P, stacked, sr, r
-        As :func:`~.compiled.stats_epoch`; `floor` (L*) and `divisor` 0-d tensors.
+    P, root, slam, sr, r
+        As :func:`~.compiled.eigen_epoch` (the first layer is in the eigenbasis of A);
+        `floor` (L*) and `divisor` 0-d tensors.
     mu, wd : 0-d Tensor
         Momentum and weight decay.
     lrs : Tensor (K, B)
@@ -69,7 +70,7 @@ def sgd_block(Ws, prev, bufs, P, stacked, sr, r, floor, divisor, mu, wd, lrs, al
     """
     losses, codes = [], []
     for j in range(lrs.shape[0]):
-        loss, grads = stats_epoch(Ws, P, stacked, sr, r)
+        loss, grads = eigen_epoch(Ws, P, root, slam, sr, r)
         loss = ((loss + floor) / divisor).double()
         diverged, go, limit, best, code = _judge(loss, t0 + j, alive, limit, best, pasts[j], factor, tol, rtol,
                                                  epochs)
@@ -143,7 +144,7 @@ class _Rows:
         self.scalars = {name: torch.tensor(value, dtype=dtype, device=device) for name, value in
                         (("floor", path.floor), ("divisor", float(path.divisor)), ("mu", c0.momentum),
                          ("wd", c0.weight_decay))}
-        self.consts = (path.P, path.stacked, path.sr, path.r3)
+        self.V, self.consts = path.eigenbasis()
         self.runs = np.arange(B)  # the run of each row
         self.live = np.ones(B, dtype=bool)
 
@@ -184,6 +185,7 @@ class _Factors(_Rows):
     def __init__(self, path, configs, factors, widths, dtype, device):
         super().__init__(path, configs, dtype, device)
         self.Ws = [W.permute(1, 2, 0).contiguous() for W in stack_factors(factors, widths, dtype, device)]
+        self.Ws[0] = torch.einsum("ij,ihb->jhb", self.V, self.Ws[0]).contiguous()  # VᵀW1
         self.prev = [W.clone() for W in self.Ws]  # not aliases: those would need a graph of their own
         c0 = configs[0]
         self.flags = dict(momentum=c0.momentum != 0, nesterov=bool(c0.nesterov), decay=c0.weight_decay != 0)
@@ -196,7 +198,11 @@ class _Factors(_Rows):
             *self._rules(lrs, pasts, t0), **self.flags))
 
     def finals(self, rows: np.ndarray, configs) -> list:
-        Ws = unstack([W.permute(2, 0, 1) for W in self.Ws], rows, [configs[i].widths for i in self.runs[rows]])
+        idx = torch.as_tensor(rows, device=self.device)
+        Ws = [W.index_select(2, idx) for W in self.Ws]
+        Ws[0] = torch.einsum("ij,jhb->ihb", self.V, Ws[0])  # back from the eigenbasis: V (VᵀW1)
+        widths = [configs[i].widths for i in self.runs[rows]]
+        Ws = unstack([W.permute(2, 0, 1) for W in Ws], np.arange(len(rows)), widths)
         return [(W, None) for W in Ws]
 
 

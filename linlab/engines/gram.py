@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .batched_stack import stack_factors
+from .compiled import eigen_terms
 from .fused import _judge, _Rows
 
 GRAM_WIDTH = 17  # padded hidden width from which the Gram dynamics costs less than the factors'
@@ -59,7 +60,7 @@ def _mt(X, Y):
     return (X[:, None, :, :] * Y[None]).sum(2)
 
 
-def gram_block(K, Phi, prevK, prevPhi, P, stacked, sr, r, floor, divisor, wd, lrs, alive, limit, best, pasts,
+def gram_block(K, Phi, prevK, prevPhi, P, root, slam, sr, r, floor, divisor, wd, lrs, alive, limit, best, pasts,
                factor, tol, rtol, epochs, t0):
     """``len(lrs)`` epochs of depth-2 SGD on (K, Φ), with :func:`~.fused.sgd_block`'s stop rules.
 
@@ -74,10 +75,10 @@ def gram_block(K, Phi, prevK, prevPhi, P, stacked, sr, r, floor, divisor, wd, lr
     >>> f = lambda *shape: torch.zeros(*shape, dtype=torch.float64)
     >>> U = torch.tensor([[1.0], [0.0], [1.0]], dtype=torch.float64)
     >>> K = (U @ U.T)[:, :, None]
-    >>> eye = torch.eye(2, dtype=torch.float64)
+    >>> one = torch.ones(2, 1, 1, dtype=torch.float64)  # A = I in its eigenbasis: √λ = 1, sλ = 2
     >>> Phi = torch.eye(3, dtype=torch.float64)[:, :, None]
     >>> out = gram_block([K], [Phi], [K], [Phi], f(2, 1, 1),
-    ...                  torch.cat([eye, 2 * eye]), f(2, 1, 1), f(2, 1, 1), f(()), torch.ones(()), f(()),
+    ...                  one, 2 * one, f(2, 1, 1), f(2, 1, 1), f(()), torch.ones(()), f(()),
     ...                  torch.full((1, 1), 0.25, dtype=torch.float64), torch.ones(1, dtype=torch.bool),
     ...                  f(1), f(1), torch.full((1, 1), float("nan")), torch.full((1,), 1e6, dtype=torch.float64),
     ...                  f(1), f(1), torch.full((1,), 5), torch.tensor(0))
@@ -89,14 +90,11 @@ def gram_block(K, Phi, prevK, prevPhi, P, stacked, sr, r, floor, divisor, wd, lr
     losses, codes = [], []
     for j in range(lrs.shape[0]):
         N, Pt, M = K[:d, :d], K[:d, d:], K[d:, d:]
-        D = Pt - P
-        k, B = D.shape[1], D.shape[2]
-        Z = (stacked @ D.reshape(d, k * B)).view(2 * d, k, B)
-        loss = Z[:d].square().sum((0, 1)) + 2.0 * (r * D).sum((0, 1))
+        loss, G = eigen_terms(Pt - P, root, slam, sr, r)
         loss = ((loss + floor) / divisor).double()
         diverged, go, limit, best, code = _judge(loss, t0 + j, alive, limit, best, pasts[j], factor, tol, rtol,
                                                  epochs)
-        G, eta = Z[d:] + sr, lrs[j]
+        eta = lrs[j]
         c = 1.0 - eta * wd  # exactly 1 without weight decay
         X = _mt(G, Pt)  # G Pᵀ
         GM, NG, PtG = _mm(G, M), _mm(N, G), _tm(Pt, G)
@@ -127,6 +125,7 @@ class Gram(_Rows):
     def __init__(self, path, configs, factors, widths, dtype, device):
         super().__init__(path, configs, dtype, device)
         W1, W2 = (W.permute(1, 2, 0) for W in stack_factors(factors, widths, dtype, device))
+        W1 = torch.einsum("ij,ihb->jhb", self.V, W1)  # the eigenbasis of A: VᵀW1
         U0 = torch.cat([W1, W2.transpose(0, 1)], 0).contiguous()  # (d + k, h, B)
         K = torch.einsum("ihb,jhb->ijb", U0, U0).contiguous()  # U Uᵀ per run (as batched products)
         n, B = U0.shape[0], U0.shape[2]
@@ -144,7 +143,9 @@ class Gram(_Rows):
     def finals(self, rows: np.ndarray, configs) -> list:
         idx = torch.as_tensor(rows, device=self.device)
         Phi, U0 = (t[0].index_select(2, idx) for t in (self.Phi, self.U0))
-        U = torch.einsum("ijb,jhb->bih", Phi, U0).double().cpu().numpy()  # (rows, d + k, h)
+        U = torch.einsum("ijb,jhb->bih", Phi, U0)  # (rows, d + k, h)
+        U = torch.cat([torch.einsum("ij,bjh->bih", self.V, U[:, : self.d]), U[:, self.d:]], 1)
+        U = U.double().cpu().numpy()
         out = []
         for i, u in zip(self.runs[rows], U):
             h = configs[i].widths[1]
