@@ -44,6 +44,7 @@ from .torch_engines import DTYPES, torch_device
 PATHS = ("auto", "stats", "data")
 MIN_STACK = 256  # runs: narrower width classes merge until a stack has this many
 STACK_TENSOR_BYTES = 8 * 2**20  # largest tensor of a stack: beyond it, epochs run slower per run
+COMPILED_TENSOR_BYTES = 4 * 2**20  # the same for compiled stacks (10% faster than 8 MiB at h = 16)
 _FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 _HYPER = ("optimizer", "momentum", "nesterov", "weight_decay", "betas", "eps", "alpha")
 _GET_FIELDS = operator.attrgetter(*_FIELDS)
@@ -205,12 +206,13 @@ def _classes(widths_list, key: _Key, source) -> list[list[int]]:
     return classes + ([wide] if wide else [])
 
 
-def _chunks(indices, key, widths, configs, budget, data_path) -> list[list[int]]:
+def _chunks(indices, key, widths, configs, budget, data_path, compiled: bool = False) -> list[list[int]]:
     """Split a group so that each stack stays within the memory budget."""
     epochs = max(configs[i].epochs for i in indices)
     itemsize = 8 if key.dtype == "float64" else 4
     largest = itemsize * max(max(a, widths[0]) * b for a, b in zip(widths[:-1], widths[1:]))
-    size = max(1, min((budget // 4) // _per_run_bytes(key, widths, epochs), STACK_TENSOR_BYTES // largest))
+    cap = COMPILED_TENSOR_BYTES if compiled else STACK_TENSOR_BYTES
+    size = max(1, min((budget // 4) // _per_run_bytes(key, widths, epochs), cap // largest))
     if data_path is not None:  # leave at least min(n, 1024) rows per chunk of the pass
         per_row = data_path.itemsize * (3 * sum(widths[1:]) + 2 * widths[1] + 3 * widths[-1])
         size = min(size, max(1, (budget // 2) // (min(data_path.n, 1024) * per_row)))
@@ -356,7 +358,8 @@ def _stacked(data, configs, starts, lrs, key, indices, paths, budget, results) -
 def _stacked_class(data, configs, starts, lrs, key, indices, source, data_path, dtype, device, budget,
                    results) -> None:
     widths, truth = padded_widths([configs[i].widths for i in indices]), _truth(data)
-    for chunk in _chunks(indices, key, widths, configs, budget, data_path):
+    compiled = getattr(source, "compiled", None) is not None
+    for chunk in _chunks(indices, key, widths, configs, budget, data_path, compiled):
         group = [configs[i] for i in chunk]
         args = (source, group, [starts[i] for i in chunk], [lrs[i] for i in chunk], widths, dtype, device)
         done = run_stack_fused(*args) if eligible(source, group) else None
