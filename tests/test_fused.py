@@ -124,3 +124,19 @@ def test_a_failed_fused_compile_falls_back_with_a_warning(monkeypatch):
     for a, b in zip(eager, fallback):
         assert a.outcome == b.outcome
         np.testing.assert_allclose(b.history, a.history, rtol=1e-12)
+
+
+def test_float32_stacks_run_fused_with_float64_stop_rules(monkeypatch):
+    monkeypatch.setattr(fused, "UNROLL", 2)
+    ran = _spy(monkeypatch)
+    data = seed_dataset()
+    configs = [TrainConfig(widths=(10, h, 2), init="scaled", init_scale=0.1, lr=lr, tol=1.0, epochs=80, seed=i,
+                           dtype="float32")
+               for i, (h, lr) in enumerate([(h, lr) for h in (3, 30) for lr in (1e-7, 1e-5, 1e-3)] * 12)]
+    on = fit_batched(data, configs, compile=True)
+    assert ran == [True, True]  # a stack on the factors and one on the Gram matrix
+    eager = fit_batched(data, configs, compile=False)
+    assert {r.outcome for r in eager} == {"converged", "diverged", "max_epochs"}
+    for a, b in zip(eager, on):
+        assert (a.outcome, a.epochs) == (b.outcome, b.epochs)
+        np.testing.assert_allclose(b.history, a.history, rtol=1e-3)

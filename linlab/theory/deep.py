@@ -111,7 +111,8 @@ def network_loss(stats: Stats, factors, reduction: str = "sum", biases=None) -> 
     factors = _check_factors(stats, factors, biases)
     A, C, aug = _augment(stats, factors, biases)
     P = _products(aug)[0][-1]
-    return loss_scale(stats, reduction) * float(np.sum(P * (A @ P)) - 2.0 * np.sum(P * C) + stats.yy)
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging trajectory's loss is inf, quietly
+        return loss_scale(stats, reduction) * float(np.sum(P * (A @ P)) - 2.0 * np.sum(P * C) + stats.yy)
 
 
 def gradient(stats: Stats, factors, reduction: str = "sum", biases=None) -> list[np.ndarray]:
