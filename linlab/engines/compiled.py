@@ -40,6 +40,14 @@ MIN_ROWS = 32
 # costs 5-60 s (cold), about what the eager path takes for this much work
 AUTO_RUN_EPOCHS = 50_000_000
 MODES = ("auto", True, False)
+# graphs one compiled function may hold: one per depth, dtype, optimizer terms, unroll and
+# width-1 layer; torch's default of 8 would send a varied sweep back to eager mode
+RECOMPILE_LIMIT = 128
+
+
+def limits():
+    """A context in which the compiled functions may hold ``RECOMPILE_LIMIT`` graphs each."""
+    return torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT)
 
 
 def stats_epoch(Ws, P, stacked, sr, r):
@@ -186,7 +194,8 @@ class CompiledEpoch:
         if self.failed:
             return None
         try:
-            return compiled_stats_epoch()(Ws, P, stacked, sr, r)
+            with limits():
+                return compiled_stats_epoch()(Ws, P, stacked, sr, r)
         except Exception as exc:  # no compiler, an unsupported platform, a backend error
             self.fail(exc)
             return None

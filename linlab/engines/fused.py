@@ -30,7 +30,7 @@ import torch
 
 from .batched_runs import Schedule, StopRules
 from .batched_stack import stack_factors, unstack
-from .compiled import MIN_ROWS, eigen_epoch
+from .compiled import MIN_ROWS, eigen_epoch, limits
 
 UNROLL = 8  # epochs per compiled call: at B = 1,000, 1.2-1.5x the rate of 4 (and twice its compile time)
 OUTCOMES = (None, "diverged", "converged", "max_epochs", "stalled")  # the graph's stop codes
@@ -193,9 +193,10 @@ class _Factors(_Rows):
 
     def block(self, lrs: np.ndarray, pasts: np.ndarray, t0: int):
         s = self.scalars
-        return self._keep(compiled_sgd_block()(
-            self.Ws, self.prev, self.bufs, *self.consts, s["floor"], s["divisor"], s["mu"], s["wd"],
-            *self._rules(lrs, pasts, t0), **self.flags))
+        with limits():
+            return self._keep(compiled_sgd_block()(
+                self.Ws, self.prev, self.bufs, *self.consts, s["floor"], s["divisor"], s["mu"], s["wd"],
+                *self._rules(lrs, pasts, t0), **self.flags))
 
     def finals(self, rows: np.ndarray, configs) -> list:
         idx = torch.as_tensor(rows, device=self.device)

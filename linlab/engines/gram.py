@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .batched_stack import stack_factors
-from .compiled import eigen_terms
+from .compiled import eigen_terms, limits
 from .fused import _judge, _Rows
 
 GRAM_WIDTH = 17  # padded hidden width from which the Gram dynamics costs less than the factors'
@@ -136,8 +136,9 @@ class Gram(_Rows):
 
     def block(self, lrs: np.ndarray, pasts: np.ndarray, t0: int):
         s = self.scalars
-        out = compiled_gram_block()(self.K, self.Phi, self.prevK, self.prevPhi, *self.consts, s["floor"],
-                                    s["divisor"], s["wd"], *self._rules(lrs, pasts, t0))
+        with limits():
+            out = compiled_gram_block()(self.K, self.Phi, self.prevK, self.prevPhi, *self.consts, s["floor"],
+                                        s["divisor"], s["wd"], *self._rules(lrs, pasts, t0))
         return self._keep(out[:4] + (self.U0,) + out[4:])
 
     def finals(self, rows: np.ndarray, configs) -> list:
