@@ -111,11 +111,12 @@ class StopRules:
         if stopped.any():
             for outcome, mask in masks:
                 for i, value in zip(runs[mask], loss[mask]):
-                    self._stop(int(i), t, outcome, float(value))
+                    self.stop(int(i), t, outcome, float(value))
         return stopped, diverged
 
-    def _stop(self, i: int, t: int, outcome: str, loss: float) -> None:
-        # the same sentences as linlab.engines.fit
+    def stop(self, i: int, t: int, outcome: str, loss: float) -> None:
+        """Record that run `i` stopped at epoch `t` with `outcome` and `loss`, in the sentences
+        of :func:`linlab.engines.fit` (its history up to `t` must be recorded already)."""
         c, best = self.configs[i], self.best[:, i]
         self.outcome[i], self.length[i] = outcome, t if outcome == "diverged" else t + 1
         if outcome == "diverged":

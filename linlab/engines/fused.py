@@ -17,7 +17,10 @@ that cost as much as the epoch itself once the epoch is compiled. Here one compi
 
 A stopped run is frozen in the graph (its parameters no longer move); the host reads the
 block's losses and stop codes, records them, and writes the messages. SGD (momentum,
-Nesterov, weight decay) only; the statistics path only.
+Nesterov, weight decay) only; the statistics path only. The stacks train in the eigenbasis
+of A = XᵀX (:meth:`~.batched_stats.StatsPath.eigenbasis`: W1 → VᵀW1 on the way in, back
+on the way out), and wide depth-2 stacks without momentum on their Gram matrix
+(:mod:`.gram`).
 """
 
 from __future__ import annotations
@@ -112,7 +115,7 @@ def compiled_sgd_block():
 
 
 def eligible(path, configs) -> bool:
-    """Whether a stack can run fused: a compiling statistics path, plain SGD for all runs,
+    """Whether a stack can run fused: a compiling statistics path, SGD (any momentum),
     no lr="auto" beyond depth 1 (its lr changes with the losses), stall windows of at least
     ``UNROLL`` epochs, and at least ``MIN_ROWS`` runs."""
     compiled = getattr(path, "compiled", None)
@@ -267,7 +270,7 @@ def run_stack_fused(path, configs, factors, lrs, widths, dtype, device):
             return None
         rows, epochs, outcome_codes, values = _record(rules, runs.runs, t0, losses, codes)
         for row, t, code, value in zip(rows, epochs, outcome_codes, values):
-            rules._stop(int(runs.runs[row]), int(t), OUTCOMES[code], float(value))
+            rules.stop(int(runs.runs[row]), int(t), OUTCOMES[code], float(value))
         if len(rows):
             for row, final in zip(rows, runs.finals(rows, configs)):
                 finals[runs.runs[row]] = final
