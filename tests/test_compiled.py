@@ -126,3 +126,23 @@ def test_small_stacks_stay_eager_even_when_compiling(monkeypatch):
     configs = [TrainConfig(widths=(10, 3, 2), lr=1e-6, epochs=20, seed=i) for i in range(compiled.MIN_ROWS - 1)]
     results = fit_batched(seed_dataset(), configs, compile=True)
     assert all(r.outcome == "max_epochs" for r in results)
+
+
+def test_a_compiled_sweep_runs_in_large_batches_and_decides_once(monkeypatch):
+    from linlab import sweeps
+
+    sizes, modes = [], []
+    monkeypatch.setattr(sweeps, "run_batch", lambda data, configs, **kw: sizes.append(len(configs))
+                        or modes.append(kw["compile"]) or [None] * len(configs))
+    monkeypatch.setattr(sweeps, "to_table", lambda rows: sweeps.SCHEMA.empty_table())
+    monkeypatch.setattr(sweeps, "result_row", lambda *a: None)
+    grid = {"fixed": {"epochs": 5, "engine": "batched"}, "grid": {"seed": list(range(300))}}
+    sweep(grid, compile=True)
+    sweep(grid, compile=False)
+    grid["fixed"]["engine"] = "numpy"
+    sweep(grid, compile=True)
+    assert sizes == [300] + [256, 44] + [16] * 18 + [12]
+    assert modes[:3] == [True, False, False]
+    monkeypatch.setattr(compiled, "AUTO_RUN_EPOCHS", 1500)  # 300 runs x 5 epochs
+    sweep({"fixed": {"epochs": 5, "engine": "batched"}, "grid": {"seed": list(range(300))}})
+    assert modes[-1] == compiled.compiler_found()

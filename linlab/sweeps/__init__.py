@@ -161,8 +161,9 @@ def sweep(
     done_ids = set() if done is None else set(done.column("run_id").to_pylist())
     runs = [r for r in expand(grid, data, "batched") if r.run_id not in done_ids]
     compile = _resolve_compile(compile, runs, device)
+    batched = any(r.config.engine == "batched" for r in runs)
     size = runs_per_batch or grid.runs_per_batch or RUNS_PER_BATCH[
-        "compiled" if compile else "batched" if any(r.config.engine == "batched" for r in runs) else "single"
+        ("compiled" if compile else "batched") if batched else "single"
     ]
     tables = [] if done is None else [done]
     if progress is not None:
