@@ -269,6 +269,17 @@ def test_random_sweeps_agree(noisy, hidden, log_lrs, momentum, seed):
     assert results[-1].outcome == "diverged"
 
 
+def test_runs_that_share_a_seed_share_the_draw_but_not_the_arrays(seed_data):
+    from linlab.models import init_factors
+
+    configs = [TrainConfig(widths=(10, 3, 2), lr=lr, epochs=3, seed=7) for lr in (1e-6, 1e-5)]
+    configs.append(TrainConfig(widths=(10, 3, 2), lr=1e-6, epochs=3, seed=8))
+    a, b, c = fit_batched(seed_data, configs)
+    for W, V, U in zip(a.initial_factors, b.initial_factors, init_factors((10, 3, 2), seed=7)):
+        assert np.array_equal(W, U) and np.array_equal(V, U) and not np.shares_memory(W, V)
+    assert not np.array_equal(c.initial_factors[0], a.initial_factors[0])
+
+
 def test_width_classes_bound_the_padding():
     widths = [(10, h, 2) for h in range(1, 65)] * 10
     classes = width_classes(widths, min_stack=100)

@@ -118,8 +118,16 @@ def _check(data, configs, factors, memory_budget, device, path) -> None:
 
 
 def _initial(configs, factors) -> list[list[np.ndarray]]:
-    if factors is None:
-        return [draw_factors(c.widths, c.init, c.init_scale, c.seed) for c in configs]
+    if factors is None:  # runs that differ only in lr or optimizer start from one draw (each from its own copy)
+        drawn: dict[tuple, list[np.ndarray]] = {}
+        out = []
+        for c in configs:
+            key = (c.widths, c.init, c.init_scale, c.seed)
+            if key in drawn:
+                out.append([W.copy() for W in drawn[key]])
+            else:
+                out.append(drawn.setdefault(key, draw_factors(*key)))
+        return out
     out = []
     for i, (c, fs) in enumerate(zip(configs, factors)):
         fs = [np.array(W, dtype=np.float64) for W in fs]  # a copy: the records keep them
