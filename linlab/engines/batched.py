@@ -287,7 +287,7 @@ def fit_batched(
         rules and updates included, in one compiled call (:mod:`linlab.engines.fused`),
         wide depth-2 ones on the Gram matrix at a cost independent of the width
         (:mod:`linlab.engines.gram`); other optimizers compile the loss and gradient
-        (:mod:`linlab.engines.compiled`). 1.3-2.5x the eager rate at B ≥ 1,000 on a CPU;
+        (:mod:`linlab.engines.compiled`). 1.4-2.9x the eager rate at B ≥ 1,000 on a CPU;
         compiling takes 5-60 s once per process and graph and needs a C++ compiler (else
         the call warns and runs eagerly). ``"auto"`` compiles CPU calls whose
         statistics-path runs plan at least 50 million run-epochs.
