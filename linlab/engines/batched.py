@@ -38,7 +38,7 @@ from .batched_stack import padded_widths
 from .batched_stats import StatsPath, dataset_terms
 from .compiled import check_mode, should_compile
 from .fused import eligible, run_stack_fused
-from .gram import GRAM_WIDTH
+from .gram import GRAM_WIDTH, gram_dynamics
 from .torch_engines import DTYPES, torch_device
 
 PATHS = ("auto", "stats", "data")
@@ -203,10 +203,11 @@ def width_classes(widths_list, min_stack: int = MIN_STACK) -> list[list[int]]:
     return out + ([current] if current else [])
 
 
-def _classes(widths_list, key: _Key, source) -> list[list[int]]:
+def _classes(configs, source) -> list[list[int]]:
     """:func:`width_classes`, except that runs a compiled stack trains on the Gram matrix
     (:mod:`.gram`: depth 2, plain SGD, wide) share one class, as padding costs them nothing."""
-    if not (key.depth == 2 and key.hyper[:2] == ("sgd", 0.0) and getattr(source, "compiled", None) is not None):
+    widths_list = [c.widths for c in configs]
+    if getattr(source, "compiled", None) is None or not gram_dynamics(configs[0]):
         return width_classes(widths_list)
     wide = [i for i, w in enumerate(widths_list) if w[1] >= GRAM_WIDTH]
     narrow = [i for i, w in enumerate(widths_list) if w[1] < GRAM_WIDTH]
@@ -358,7 +359,7 @@ def _stacked(data, configs, starts, lrs, key, indices, paths, budget, results) -
     source = paths.get(key)
     dtype, device = DTYPES[key.dtype], torch_device(key.device)
     data_path = source if key.path == "data" else None
-    for members in _classes([configs[i].widths for i in indices], key, source):
+    for members in _classes([configs[i] for i in indices], source):
         _stacked_class(data, configs, starts, lrs, key, [indices[m] for m in members], source, data_path,
                        dtype, device, budget, results)
 

@@ -28,6 +28,7 @@ not bit for bit: the kernels' order of operations differs.
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import warnings
 
@@ -82,18 +83,42 @@ def stats_epoch(Ws, P, stacked, sr, r):
     ([2.0, 2.0, 2.0], [4.0, 4.0, 4.0])
     """
     d, B = Ws[0].shape[0], Ws[0].shape[2]
+
+    def terms(D):
+        k = D.shape[1]
+        Z = (stacked @ D.reshape(d, k * B)).view(2 * d, k, B)
+        return Z[:d].square().sum((0, 1)) + 2.0 * (r * D).sum((0, 1)), Z[d:] + sr
+
+    return through_factors(Ws, P, terms)
+
+
+def mm(X, Y):
+    """Per-run X @ Y, run index last: (m, a, B) x (a, c, B) -> (m, c, B)."""
+    return (X[:, :, None, :] * Y[None]).sum(1)
+
+
+def tm(X, Y):
+    """Per-run Xᵀ @ Y, run index last: (a, m, B) x (a, c, B) -> (m, c, B)."""
+    return (X[:, :, None, :] * Y[:, None]).sum(0)
+
+
+def mt(X, Y):
+    """Per-run X @ Yᵀ, run index last: (m, a, B) x (c, a, B) -> (m, c, B)."""
+    return (X[:, None, :, :] * Y[None]).sum(2)
+
+
+def through_factors(Ws, P, terms):
+    """Loss and factor gradients of stacked runs (run index last) given ``terms(Δ)``, which
+    returns the loss terms and ∂ℓ/∂P of Δ = W1⋯WL − P: Q_j = Q_{j-1} W_j forward, then
+    ∂ℓ/∂W_j = Q_{j-1}ᵀ G_j and G_{j-1} = G_j W_jᵀ backward."""
     Qs = [Ws[0]]
     for W in Ws[1:]:
-        Qs.append((Qs[-1][:, :, None, :] * W[None]).sum(1))
-    D = Qs[-1] - P
-    k = D.shape[1]
-    Z = (stacked @ D.reshape(d, k * B)).view(2 * d, k, B)
-    loss = Z[:d].square().sum((0, 1)) + 2.0 * (r * D).sum((0, 1))
-    G = Z[d:] + sr
+        Qs.append(mm(Qs[-1], W))
+    loss, G = terms(Qs[-1] - P)
     grads = [None] * len(Ws)
     for j in reversed(range(1, len(Ws))):
-        grads[j] = (Qs[j - 1][:, :, None, :] * G[:, None]).sum(0)
-        G = (G[:, None, :, :] * Ws[j][None]).sum(2)
+        grads[j] = tm(Qs[j - 1], G)
+        G = mt(G, Ws[j])
     grads[0] = G
     return loss, grads
 
@@ -117,16 +142,7 @@ def eigen_terms(D, root, slam, sr, r):
 def eigen_epoch(Ws, P, root, slam, sr, r):
     """:func:`stats_epoch` for factors whose first layer is in the eigenbasis of A (W1 → VᵀW1,
     constants from :meth:`~.batched_stats.StatsPath.eigenbasis`): no d × d product left."""
-    Qs = [Ws[0]]
-    for W in Ws[1:]:
-        Qs.append((Qs[-1][:, :, None, :] * W[None]).sum(1))
-    loss, G = eigen_terms(Qs[-1] - P, root, slam, sr, r)
-    grads = [None] * len(Ws)
-    for j in reversed(range(1, len(Ws))):
-        grads[j] = (Qs[j - 1][:, :, None, :] * G[:, None]).sum(0)
-        G = (G[:, None, :, :] * Ws[j][None]).sum(2)
-    grads[0] = G
-    return loss, grads
+    return through_factors(Ws, P, lambda D: eigen_terms(D, root, slam, sr, r))
 
 
 @functools.cache
@@ -144,8 +160,6 @@ def compiler_found() -> bool:
     >>> isinstance(compiler_found(), bool)
     True
     """
-    import os
-
     candidates = [os.environ.get("CXX"), "g++", "c++", "clang++"]
     return any(c and shutil.which(c) for c in candidates)
 

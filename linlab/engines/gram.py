@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .batched_stack import stack_factors
-from .compiled import eigen_terms, limits
+from .compiled import eigen_terms, limits, mm, mt, tm
 from .fused import _judge, _Rows
 
 GRAM_WIDTH = 17  # padded hidden width from which the Gram dynamics costs less than the factors'
@@ -42,22 +42,13 @@ def gram_suits(configs, widths) -> bool:
     >>> gram_suits([TrainConfig(widths=(10, 64, 2))], (10, 64, 2)), gram_suits([TrainConfig()], (10, 2))
     (True, False)
     """
-    return len(widths) == 3 and widths[1] >= GRAM_WIDTH and configs[0].momentum == 0
+    return gram_dynamics(configs[0]) and widths[1] >= GRAM_WIDTH
 
 
-def _mm(X, Y):
-    # per-run X @ Y, run index last: (m, a, B) x (a, c, B) -> (m, c, B)
-    return (X[:, :, None, :] * Y[None]).sum(1)
-
-
-def _tm(X, Y):
-    # per-run Xᵀ @ Y, run index last: (a, m, B) x (a, c, B) -> (m, c, B)
-    return (X[:, :, None, :] * Y[:, None]).sum(0)
-
-
-def _mt(X, Y):
-    # per-run X @ Yᵀ, run index last: (m, a, B) x (c, a, B) -> (m, c, B)
-    return (X[:, None, :, :] * Y[None]).sum(2)
+def gram_dynamics(config) -> bool:
+    """Whether a run's SGD is a linear map of its stacked factors: depth 2, plain SGD (weight
+    decay allowed), no momentum."""
+    return config.depth == 2 and config.optimizer == "sgd" and config.momentum == 0
 
 
 def gram_block(K, Phi, prevK, prevPhi, P, root, slam, sr, r, floor, divisor, wd, lrs, alive, limit, best, pasts,
@@ -96,13 +87,13 @@ def gram_block(K, Phi, prevK, prevPhi, P, root, slam, sr, r, floor, divisor, wd,
                                                  epochs)
         eta = lrs[j]
         c = 1.0 - eta * wd  # exactly 1 without weight decay
-        X = _mt(G, Pt)  # G Pᵀ
-        GM, NG, PtG = _mm(G, M), _mm(N, G), _tm(Pt, G)
-        K11 = c * c * N - c * eta * (X + X.transpose(0, 1)) + eta * eta * _mt(GM, G)
-        K12 = c * c * Pt - c * eta * (NG + GM) + eta * eta * _mm(G, PtG)
-        K22 = c * c * M - c * eta * (PtG + PtG.transpose(0, 1)) + eta * eta * _tm(G, NG)
+        X = mt(G, Pt)  # G Pᵀ
+        GM, NG, PtG = mm(G, M), mm(N, G), tm(Pt, G)
+        K11 = c * c * N - c * eta * (X + X.transpose(0, 1)) + eta * eta * mt(GM, G)
+        K12 = c * c * Pt - c * eta * (NG + GM) + eta * eta * mm(G, PtG)
+        K22 = c * c * M - c * eta * (PtG + PtG.transpose(0, 1)) + eta * eta * tm(G, NG)
         newK = torch.cat([torch.cat([K11, K12], 1), torch.cat([K12.transpose(0, 1), K22], 1)], 0)
-        newPhi = torch.cat([c * Phi[:d] - eta * _mm(G, Phi[d:]), c * Phi[d:] - eta * _tm(G, Phi[:d])], 0)
+        newPhi = torch.cat([c * Phi[:d] - eta * mm(G, Phi[d:]), c * Phi[d:] - eta * tm(G, Phi[:d])], 0)
         newK = torch.where(go, newK, torch.where(diverged, prevK, K))
         newPhi = torch.where(go, newPhi, torch.where(diverged, prevPhi, Phi))
         codes.append(code)
