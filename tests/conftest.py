@@ -37,3 +37,12 @@ def run_cli(*args):
     from linlab.cli import main
 
     return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def cli_json(*args) -> dict:
+    """Invoke ``linlab ARGS... --json``, check it succeeded and return what it printed."""
+    import json
+
+    result = run_cli(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)

@@ -1,9 +1,9 @@
 """`linlab advise`: the seed's width-1 floor explained, an lr that beats the seed's 1e-5, bad input."""
 
-import json
+import functools
 
 import pytest
-from conftest import run_cli
+from conftest import cli_json, run_cli
 
 from linlab import TrainConfig, fit, init_factors
 from linlab.cli.advise import _table
@@ -12,10 +12,7 @@ from linlab.theory import advise
 run = run_cli
 
 
-def run_json(*args) -> dict:
-    result = run("advise", *args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+run_json = functools.partial(cli_json, "advise")
 
 
 def test_listed_in_help():

@@ -4,7 +4,7 @@ import json
 
 import click
 import pytest
-from conftest import run_cli
+from conftest import cli_json, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,9 +21,7 @@ run = run_cli
 
 
 def config_of(*args) -> dict:
-    result = run("train", *args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)["config"]
+    return cli_json("train", *args)["config"]
 
 
 def test_file_sets_the_run(in_tmp):

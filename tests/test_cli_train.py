@@ -1,5 +1,6 @@
 """`linlab train` from the command line: sources, flags, outputs, checkpoints and bad input."""
 
+import functools
 import io
 import json
 import os
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import cli_json, run_cli
 from rich.console import Console
 
 import linlab
@@ -29,10 +30,7 @@ pytestmark = pytest.mark.usefixtures("in_tmp")
 run = run_cli
 
 
-def run_json(*args) -> dict:
-    result = run("train", *args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+run_json = functools.partial(cli_json, "train")
 
 
 def test_seed_run_prints_the_seeds_own_log_lines():
