@@ -106,11 +106,16 @@ def test_a_failed_compile_warns_and_runs_eagerly(monkeypatch):
 
 
 def test_compile_modes():
-    assert not compiled.should_compile(False, "cpu", 10**12)
-    assert compiled.should_compile(True, "cpu", 1)
-    assert not compiled.should_compile("auto", "cpu", compiled.AUTO_RUN_EPOCHS - 1)
-    assert not compiled.should_compile("auto", "cuda", 10**12)
-    assert compiled.should_compile("auto", "cpu", compiled.AUTO_RUN_EPOCHS) == compiled.compiler_found()
+    from linlab.engines import native
+
+    kernel = "kernel" if native.compiler() else None
+    assert compiled.compile_plan(False, "cpu", 10**12) is None
+    assert compiled.compile_plan(True, "cpu", 1) == compiled.compile_plan(True, "cuda", 1) == "all"
+    assert compiled.compile_plan("auto", "cpu", 1) == kernel  # the C kernel: built in a second
+    assert compiled.compile_plan("auto", "cpu", compiled.AUTO_RUN_EPOCHS - 1) == kernel
+    assert compiled.compile_plan("auto", "cuda", 10**12) is None
+    assert compiled.compile_plan("auto", "cpu", compiled.AUTO_RUN_EPOCHS) == (
+        "all" if compiled.compiler_found() else kernel)
     with pytest.raises(ValueError, match="compile='yes' must be 'auto', True or False"):
         fit_batched(seed_dataset(), [TrainConfig()], compile="yes")
     with pytest.raises(ValueError, match="compile=1 must be"):
@@ -143,6 +148,11 @@ def test_a_compiled_sweep_runs_in_large_batches_and_decides_once(monkeypatch):
     sweep(grid, compile=True)
     assert sizes == [300] + [256, 44] + [16] * 18 + [12]
     assert modes[:3] == [True, False, False]
+    from linlab.engines import native
+
+    grid["fixed"]["engine"] = "batched"
+    sweep(grid)  # "auto": the C kernel's plan, which runs large batches too
+    assert (sizes[-1], modes[-1]) == ((300, "auto") if native.compiler() else (44, "auto"))
     monkeypatch.setattr(compiled, "AUTO_RUN_EPOCHS", 1500)  # 300 runs x 5 epochs
-    sweep({"fixed": {"epochs": 5, "engine": "batched"}, "grid": {"seed": list(range(300))}})
-    assert modes[-1] == compiled.compiler_found()
+    sweep(grid)
+    assert modes[-1] == (True if compiled.compiler_found() else "auto")

@@ -26,6 +26,25 @@ def _spy(monkeypatch):
     return ran
 
 
+@pytest.fixture(params=["c", "inductor"])
+def kernel(request, monkeypatch):
+    """Which compiled code fused CPU stacks run: the C kernel (linlab.engines.native) or,
+    with it switched off, TorchInductor (linlab.engines.fused, gram)."""
+    if request.param == "inductor":
+        monkeypatch.setattr(fused, "native_kernel", lambda path: None)
+    return request.param
+
+
+def _blocks(monkeypatch) -> list[str]:
+    # the class of every fused block run
+    ran = []
+    for cls in (fused._Native, fused._Factors, gram.Gram):
+        original = cls.block
+        monkeypatch.setattr(cls, "block",
+                            lambda self, *a, _o=original, _c=cls: ran.append(_c.__name__) or _o(self, *a))
+    return ran
+
+
 def _same(eager, on):
     for a, b in zip(eager, on):
         assert (a.outcome, a.epochs, a.epochs_to_tol) == (b.outcome, b.epochs, b.epochs_to_tol), a.message
@@ -35,7 +54,7 @@ def _same(eager, on):
         assert b.seconds > 0
 
 
-def _every_rule(hyper: dict, n: int = 48, wide: bool = False) -> list[TrainConfig]:
+def _every_rule(hyper: dict, n: int = 45, wide: bool = False) -> list[TrainConfig]:
     # runs that converge, stall, diverge (after a few epochs, past a low diverge_factor, or at
     # epoch 0 from an overflowing init), reach their own epoch limits, and follow a schedule
     out = []
@@ -63,14 +82,13 @@ def _every_rule(hyper: dict, n: int = 48, wide: bool = False) -> list[TrainConfi
     ({}, True),  # on the Gram matrix (depth 2, no momentum, wide: linlab.engines.gram)
     ({"weight_decay": 1e-3}, True),
 ])
-def test_fused_stacks_follow_the_per_epoch_loop(monkeypatch, hyper, wide):
+def test_fused_stacks_follow_the_per_epoch_loop(monkeypatch, kernel, hyper, wide):
     monkeypatch.setattr(fused, "UNROLL", 2)  # a small graph: the same code as UNROLL = 8, compiled faster
-    ran, grams = _spy(monkeypatch), []
-    original = gram.Gram.block
-    monkeypatch.setattr(gram.Gram, "block", lambda self, *a: grams.append(1) or original(self, *a))
+    ran, blocks = _spy(monkeypatch), _blocks(monkeypatch)
     data, configs = seed_dataset(), _every_rule(hyper, wide=wide)
     on = fit_batched(data, configs, compile=True)
-    assert ran == [True] and bool(grams) == wide
+    expected = "_Native" if kernel == "c" else "Gram" if wide else "_Factors"
+    assert ran == [True] and set(blocks) == {expected}
     eager = fit_batched(data, configs, compile=False)
     outcomes = Counter(r.outcome for r in eager)
     assert set(outcomes) == {"converged", "stalled", "diverged", "max_epochs"}, outcomes
@@ -82,7 +100,7 @@ def test_fused_stacks_follow_the_per_epoch_loop(monkeypatch, hyper, wide):
             assert a.message == b.message
 
 
-def test_the_shipped_unroll_on_a_seed_style_sweep(monkeypatch):
+def test_the_shipped_unroll_on_a_seed_style_sweep(monkeypatch, kernel):
     ran = _spy(monkeypatch)
     data = seed_dataset()
     configs = [TrainConfig(widths=(10, 1 + i % 8, 2), lr=1e-5 * (0.5 + i % 7), epochs=150, seed=i)
@@ -109,6 +127,8 @@ def test_what_cannot_run_fused_runs_per_epoch(monkeypatch):
 
 
 def test_a_failed_fused_compile_falls_back_with_a_warning(monkeypatch):
+    monkeypatch.setattr(fused, "native_kernel", lambda path: None)  # TorchInductor's failure
+
     def broken():
         def fail(*args, **kwargs):
             raise RuntimeError("compiler exploded")
@@ -126,15 +146,16 @@ def test_a_failed_fused_compile_falls_back_with_a_warning(monkeypatch):
         np.testing.assert_allclose(b.history, a.history, rtol=1e-12)
 
 
-def test_float32_stacks_run_fused_with_float64_stop_rules(monkeypatch):
+def test_float32_stacks_run_fused_with_float64_stop_rules(monkeypatch, kernel):
     monkeypatch.setattr(fused, "UNROLL", 2)
-    ran = _spy(monkeypatch)
+    ran, blocks = _spy(monkeypatch), _blocks(monkeypatch)
     data = seed_dataset()
     configs = [TrainConfig(widths=(10, h, 2), init="scaled", init_scale=0.1, lr=lr, tol=1.0, epochs=80, seed=i,
                            dtype="float32")
                for i, (h, lr) in enumerate([(h, lr) for h in (3, 30) for lr in (1e-7, 1e-5, 1e-3)] * 12)]
     on = fit_batched(data, configs, compile=True)
-    assert ran == [True, True]  # a stack on the factors and one on the Gram matrix
+    # TorchInductor: a stack on the factors and one on the Gram matrix; C: one padded stack
+    assert (ran, set(blocks)) == (([True], {"_Native"}) if kernel == "c" else ([True, True], {"_Factors", "Gram"}))
     eager = fit_batched(data, configs, compile=False)
     assert {r.outcome for r in eager} == {"converged", "diverged", "max_epochs"}
     for a, b in zip(eager, on):

@@ -10,8 +10,9 @@ depth and one optimizer are stacked, zero-padded to common widths (exact: see
 - ``"data"`` (any loss, biases): one shared pass over the rows per epoch, the first layer
   of every run in one product (:mod:`.batched_data`).
 
-With ``compile=True`` the statistics path runs compiled: :mod:`.fused` (SGD, whole epochs
-in the graph), :mod:`.gram` (wide depth-2 SGD) and :mod:`.compiled` (the other optimizers).
+Compiled, the statistics path runs SGD stacks in :mod:`.fused` (whole blocks of epochs per
+call: the C kernel of :mod:`.native` on the CPU, TorchInductor elsewhere, :mod:`.gram` for
+wide depth-2 SGD) and the other optimizers in :mod:`.compiled`.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from .batched_data import DataPath
 from .batched_runs import run_stack
 from .batched_stack import padded_widths
 from .batched_stats import StatsPath, dataset_terms
-from .compiled import check_mode, should_compile
-from .fused import eligible, run_stack_fused
+from .compiled import check_mode, compile_plan
+from .fused import eligible, gram_path, run_stack_fused
 from .gram import GRAM_WIDTH, gram_dynamics
 from .torch_engines import DTYPES, torch_device
 
@@ -207,7 +208,7 @@ def _classes(configs, source) -> list[list[int]]:
     """:func:`width_classes`, except that runs a compiled stack trains on the Gram matrix
     (:mod:`.gram`: depth 2, plain SGD, wide) share one class, as padding costs them nothing."""
     widths_list = [c.widths for c in configs]
-    if getattr(source, "compiled", None) is None or not gram_dynamics(configs[0]):
+    if not gram_path(source) or not gram_dynamics(configs[0]):
         return width_classes(widths_list)
     wide = [i for i, w in enumerate(widths_list) if w[1] >= GRAM_WIDTH]
     narrow = [i for i, w in enumerate(widths_list) if w[1] < GRAM_WIDTH]
@@ -231,8 +232,8 @@ def _chunks(indices, key, widths, configs, budget, data_path, compiled: bool = F
 class _Paths:
     """The gradient sources of one call, built on first use and shared by all groups."""
 
-    def __init__(self, data: Dataset, budget: int, compiled: bool = False):
-        self.data, self.budget, self.compiled, self.cache = data, budget, compiled, {}
+    def __init__(self, data: Dataset, budget: int, plan: str | None = None):
+        self.data, self.budget, self.plan, self.cache = data, budget, plan, {}
 
     def get(self, key: _Key):
         dtype, device = DTYPES[key.dtype], torch_device(key.device)
@@ -246,7 +247,7 @@ class _Paths:
         ident = ("stats", reduction, key.dtype, key.device)
         if ident not in self.cache:
             self.cache[ident] = StatsPath(*dataset_terms(self.data, device), reduction, dtype, device,
-                                          compiled=self.compiled)
+                                          compiled=self.plan is not None, inductor=self.plan == "all")
         return self.cache[ident]
 
 
@@ -283,14 +284,16 @@ def fit_batched(
         ``"auto"``: the statistics for squared loss without bias, the rows otherwise.
         Mini-batch runs (``batch_size < n``) train one at a time through ``fit``.
     compile : {"auto", True, False}
-        Compile the statistics path's epochs (TorchInductor; runs agree with the eager path
-        to rounding, not bit for bit). SGD stacks then run whole blocks of epochs, stop
-        rules and updates included, in one compiled call (:mod:`linlab.engines.fused`),
-        wide depth-2 ones on the Gram matrix at a cost independent of the width
-        (:mod:`linlab.engines.gram`); other optimizers compile the loss and gradient
-        (:mod:`linlab.engines.compiled`). 1.4-2.9x the eager rate at B ≥ 1,000 on a CPU;
-        compiling takes 5-60 s once per process and graph and needs a C++ compiler (else
-        the call warns and runs eagerly). ``"auto"`` compiles CPU calls whose
+        Compile the statistics path's epochs (runs agree with the eager path to rounding, not
+        bit for bit). SGD stacks then run whole blocks of epochs, stop rules and updates
+        included, in one compiled call (:mod:`linlab.engines.fused`): on the CPU in a C
+        kernel (:mod:`linlab.engines.native`, built in about a second once per machine),
+        elsewhere through TorchInductor, wide depth-2 ones on the Gram matrix
+        (:mod:`linlab.engines.gram`). Other optimizers compile the loss and gradient with
+        TorchInductor (:mod:`linlab.engines.compiled`; 5-60 s once per process and graph).
+        On the CPU, the C kernel runs SGD 2-6x the eager rate at B ≥ 1,000. Both need a
+        C/C++ compiler; without one the call warns and runs eagerly. ``"auto"`` uses the C
+        kernel on the CPU whenever a C compiler is found, and TorchInductor for calls whose
         statistics-path runs plan at least 50 million run-epochs.
 
     Returns
@@ -341,7 +344,7 @@ def _fit(data, configs, factors, memory_budget, device, path, compile) -> list[R
     stats_keys = [key for key in groups if key.path == "stats"]
     planned = sum(configs[i].epochs for key in stats_keys for i in groups[key])
     cpu_only = all(key.device == "cpu" for key in stats_keys)
-    paths = _Paths(data, memory_budget, should_compile(compile, "cpu" if cpu_only else "cuda", planned))
+    paths = _Paths(data, memory_budget, compile_plan(compile, "cpu" if cpu_only else "cuda", planned))
     with _flush_denormals():
         for key, indices in groups.items():
             if key.path != "minibatch":

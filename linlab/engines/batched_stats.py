@@ -194,9 +194,11 @@ class StatsPath:
     dtype, device
         Of the stacked runs; the constants are cast once.
     compiled : bool
-        Keep every stack with the run index last and run its epochs through the compiled
-        kernel of :mod:`.compiled` (stacks of fewer than ``MIN_ROWS`` runs, and all stacks
-        once compiling failed, run eagerly).
+        Train in the eigenbasis of A, so that SGD stacks can run fused (:mod:`.fused`).
+    inductor : bool
+        With `compiled`, also keep every stack with the run index last and run its epochs
+        through the compiled kernel of :mod:`.compiled` (stacks of fewer than ``MIN_ROWS``
+        runs, and all stacks once compiling failed, run eagerly).
 
     Examples
     --------
@@ -209,7 +211,7 @@ class StatsPath:
     """
 
     def __init__(self, stats: Stats, terms: LeastSquaresTerms, reduction: str, dtype, device,
-                 compiled: bool = False):
+                 compiled: bool = False, inductor: bool = True):
         d, k = self.d, self.k = stats.n_features, stats.n_targets
         self.divisor = 1 if reduction == "sum" else stats.n * stats.n_targets
         self.dtype, self.device, self.floor = dtype, device, terms.loss
@@ -226,7 +228,7 @@ class StatsPath:
         self.P, self.sr = self._tensor(terms.P[:, :, None]), self._tensor(scale * terms.r[:, :, None])
         self.r = self._tensor(terms.r.reshape(1, d * k))
         self.ones = self._tensor(np.ones((1, d * k)))
-        self.compiled = CompiledEpoch() if compiled else None
+        self.compiled = CompiledEpoch(inductor) if compiled else None
         self.r3 = self._tensor(terms.r[:, :, None])
         if compiled:  # the fused stacks train in the eigenbasis of A (see `eigenbasis`)
             lam, V = np.linalg.eigh(A)
@@ -252,7 +254,7 @@ class StatsPath:
 
     def batch_last(self, widths) -> bool:
         """Whether a stack of these padded widths is kept with the run index last."""
-        return self.compiled is not None or self.narrow(widths)
+        return (self.compiled is not None and self.compiled.inductor) or self.narrow(widths)
 
     def _tensor(self, a) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(a), device=self.device).to(self.dtype)

@@ -178,34 +178,45 @@ def check_mode(compile) -> None:
         raise ValueError(f"compile={compile!r} must be 'auto', True or False.")
 
 
-def should_compile(compile, device, run_epochs: int) -> bool:
-    """Whether stacks of a call compile: always for True, never for False; for ``"auto"``,
-    CPU stacks that plan at least ``AUTO_RUN_EPOCHS`` run-epochs, when a compiler is found.
+def compile_plan(compile, device, run_epochs: int) -> str | None:
+    """What the stacks of a call compile: None (nothing, eager torch), ``"kernel"`` (SGD stacks
+    on the CPU run in the C kernel of :mod:`.native`) or ``"all"`` (that, and TorchInductor for
+    the other stacks).
+
+    True gives ``"all"`` and False None. ``"auto"`` gives, on the CPU with a C compiler,
+    ``"all"`` for calls that plan at least ``AUTO_RUN_EPOCHS`` run-epochs (what pays for
+    TorchInductor's seconds of compiling) and ``"kernel"`` below that (the kernel is built
+    in about a second, once per machine); elsewhere None.
 
     Examples
     --------
-    >>> should_compile(False, "cpu", 10**9), should_compile("auto", "cpu", 1000)
-    (False, False)
+    >>> compile_plan(False, "cpu", 10**9), compile_plan(True, "cuda", 1), compile_plan("auto", "cuda", 10**9)
+    (None, 'all', None)
     """
     if compile is True:
-        return True
-    if compile is False:
-        return False
-    return str(device) == "cpu" and run_epochs >= AUTO_RUN_EPOCHS and compiler_found()
+        return "all"
+    if compile is False or str(device) != "cpu":
+        return None
+    from .native import compiler
+
+    if run_epochs >= AUTO_RUN_EPOCHS and compiler_found():
+        return "all"
+    return "kernel" if compiler() is not None else None
 
 
 class CompiledEpoch:
     """The compiled :func:`stats_epoch` of one statistics path, with its fallback.
 
-    Calling it returns ``(loss, grads)`` or None when compiling failed (the warning says why
-    and the caller goes on eagerly; later calls return None at once).
+    Calling it returns ``(loss, grads)``, or None when compiling failed (the warning says why
+    and the caller goes on eagerly; later calls return None at once) or when `inductor` is
+    False (a ``"kernel"`` plan: only SGD stacks compile, in :mod:`.native`).
     """
 
-    def __init__(self):
-        self.failed = False
+    def __init__(self, inductor: bool = True):
+        self.failed, self.inductor = False, inductor
 
     def __call__(self, Ws, P, stacked, sr, r):
-        if self.failed:
+        if self.failed or not self.inductor:
             return None
         try:
             with limits():

@@ -25,12 +25,14 @@ on the way out), and wide depth-2 stacks without momentum on their Gram matrix
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import time
 
 import numpy as np
 import torch
 
+from . import native
 from .batched_runs import Schedule, StopRules
 from .batched_stack import stack_factors, unstack
 from .compiled import MIN_ROWS, eigen_epoch, limits
@@ -115,15 +117,29 @@ def compiled_sgd_block():
 
 
 def eligible(path, configs) -> bool:
-    """Whether a stack can run fused: a compiling statistics path, SGD (any momentum),
-    no lr="auto" beyond depth 1 (its lr changes with the losses), stall windows of at least
-    ``UNROLL`` epochs, and at least ``MIN_ROWS`` runs."""
+    """Whether a stack can run fused: a compiling statistics path (in the C kernel of
+    :mod:`.native` on the CPU, else TorchInductor where the plan allows it), SGD (any
+    momentum), no lr="auto" beyond depth 1 (its lr changes with the losses), stall windows
+    of at least ``UNROLL`` epochs, and at least ``MIN_ROWS`` runs."""
     compiled = getattr(path, "compiled", None)
     return (
         compiled is not None and not compiled.failed and len(configs) >= MIN_ROWS
         and configs[0].optimizer == "sgd" and min(c.stall_window for c in configs) >= UNROLL
         and not any(c.lr == "auto" and c.depth > 1 for c in configs)
+        and (compiled.inductor or native_kernel(path) is not None)
     )
+
+
+def native_kernel(path):
+    """The C kernel (:mod:`.native`) for a path's stacks: on the CPU, where it builds; else None."""
+    return native.kernel(path.dtype) if str(path.device) == "cpu" else None
+
+
+def gram_path(path) -> bool:
+    """Whether wide depth-2 stacks of this path run on their Gram matrix (:mod:`.gram`): where
+    TorchInductor compiles them, that is, with no C kernel for the device."""
+    compiled = getattr(path, "compiled", None)
+    return compiled is not None and compiled.inductor and native_kernel(path) is None
 
 
 class _Rows:
@@ -210,6 +226,41 @@ class _Factors(_Rows):
         return [(W, None) for W in Ws]
 
 
+class _Native(_Factors):
+    """Fused SGD on the factors in the C kernel of :mod:`.native` (the CPU's fast path): the
+    same state, rules and records as :class:`_Factors`, updated in place."""
+
+    def __init__(self, path, configs, factors, widths, dtype, device, fn):
+        super().__init__(path, configs, factors, widths, dtype, device)
+        self.fn, self.struct = fn, native.STRUCTS[dtype]
+        d, k = self.consts[0].shape[:2]
+        self.consts = [c.expand(d, k, 1).contiguous() for c in self.consts]  # √λ and sλ are (d, 1, 1)
+        self.H = np.array([W.shape[0] for W in self.Ws] + [self.Ws[-1].shape[1]], dtype=np.int64)
+
+    def block(self, lrs: np.ndarray, pasts: np.ndarray, t0: int):
+        K, B = lrs.shape
+        losses, codes = np.empty((K, B)), np.empty((K, B), dtype=np.int8)
+        lrs = np.ascontiguousarray(lrs, dtype=torch.empty(0, dtype=self.dtype).numpy().dtype)
+        pasts = np.ascontiguousarray(pasts, dtype=np.float64)
+        Ws, prev, bufs = ((ctypes.c_void_p * max(1, len(ts)))(*[t.data_ptr() for t in ts])
+                          for ts in (self.Ws, self.prev, self.bufs))  # alive until the call returns
+        s, rows = self.scalars, self.rows
+        P, root, slam, sr, r = (c.data_ptr() for c in self.consts)
+        block = self.struct(
+            L=len(self.Ws), H=self.H.ctypes.data, B=B, W=ctypes.addressof(Ws), prev=ctypes.addressof(prev),
+            buf=ctypes.addressof(bufs),
+            P=P, root=root, slam=slam, sr=sr, r=r, floor_=float(s["floor"]), divisor=float(s["divisor"]),
+            mu=float(s["mu"]), wd=float(s["wd"]), K=K, lrs=lrs.ctypes.data, alive=rows["alive"].data_ptr(),
+            limit=rows["limit"].data_ptr(), best=rows["best"].data_ptr(), pasts=pasts.ctypes.data,
+            factor=rows["factor"].data_ptr(), tol=rows["tol"].data_ptr(), rtol=rows["rtol"].data_ptr(),
+            epochs=rows["epochs"].data_ptr(), t0=t0, momentum=self.flags["momentum"],
+            nesterov=self.flags["nesterov"], decay=self.flags["decay"], losses=losses.ctypes.data,
+            codes=codes.ctypes.data,
+        )
+        native.run(self.fn, block, B)
+        return losses, codes
+
+
 def _pasts(rules: StopRules, runs: np.ndarray, t0: int, K: int) -> np.ndarray:
     # best[t − w] for t = t0 .. t0 + K − 1, NaN while t < w; rows before t0 only (w >= K)
     if t0 + K - 1 < rules.first_window:  # no run has a window's worth of history yet
@@ -248,8 +299,12 @@ def run_stack_fused(path, configs, factors, lrs, widths, dtype, device):
     """
     from .gram import Gram, gram_suits
 
-    kind = Gram if gram_suits(configs, widths) else _Factors
-    runs = kind(path, configs, factors, widths, dtype, device)
+    fn = native_kernel(path)
+    if fn is not None:
+        runs = _Native(path, configs, factors, widths, dtype, device, fn)
+    else:
+        kind = Gram if gram_path(path) and gram_suits(configs, widths) else _Factors
+        runs = kind(path, configs, factors, widths, dtype, device)
     rules, schedule = StopRules(configs, lrs), Schedule(configs, lrs)
     B = len(configs)
     finals, seconds = [None] * B, np.zeros(B)

@@ -68,14 +68,16 @@ def run_batch(data: Dataset, configs: Sequence[TrainConfig], *, device: str | No
     return results
 
 
-def _resolve_compile(compile, runs: Sequence[Run], device: str | None) -> bool:
-    # decided once for the sweep: its batches are small, its total is what pays for compiling
-    from ..engines.compiled import check_mode, should_compile
+def _resolve_compile(compile, runs: Sequence[Run], device: str | None) -> tuple[bool | str, str | None]:
+    # decided once for the sweep: its batches are small, its total is what pays for compiling;
+    # (the compile argument of each batch, the plan it gives)
+    from ..engines.compiled import check_mode, compile_plan
 
     check_mode(compile)
     batched = [r.config for r in runs if r.config.engine == "batched"]
     on_cpu = all((device or c.device) == "cpu" for c in batched)
-    return should_compile(compile, "cpu" if on_cpu else "cuda", sum(c.epochs for c in batched))
+    plan = compile_plan(compile, "cpu" if on_cpu else "cuda", sum(c.epochs for c in batched))
+    return (True if plan == "all" else compile if compile is False else "auto"), plan
 
 
 def _as_grid(grid_or_path) -> Grid:
@@ -130,14 +132,15 @@ def sweep(
         ``progress(done, total)``, called before the first batch and after each one;
         `total` counts the runs this call executes.
     runs_per_batch : int, optional
-        Overrides the grid's value; by default 256 on the batched engine (4,096 when compiling),
-        16 otherwise.
+        Overrides the grid's value; by default 256 on the batched engine (4,096 when it
+        compiles, as a CPU with a C compiler does by default), 16 otherwise.
     device, memory_budget
         Passed to the batched engine.
     compile : {"auto", True, False}
         Whether the batched engine compiles its statistics-path epochs
         (:func:`~linlab.engines.batched.fit_batched`); ``"auto"`` decides once for the whole
-        sweep, from the run-epochs its batched CPU runs plan.
+        sweep, from the run-epochs its batched CPU runs plan, whether the optimizers other
+        than SGD compile too.
 
     Returns
     -------
@@ -160,10 +163,10 @@ def sweep(
     done = _existing(out, csv, resume)
     done_ids = set() if done is None else set(done.column("run_id").to_pylist())
     runs = [r for r in expand(grid, data, "batched") if r.run_id not in done_ids]
-    compile = _resolve_compile(compile, runs, device)
+    compile, plan = _resolve_compile(compile, runs, device)
     batched = any(r.config.engine == "batched" for r in runs)
     size = runs_per_batch or grid.runs_per_batch or RUNS_PER_BATCH[
-        ("compiled" if compile else "batched") if batched else "single"
+        ("compiled" if plan else "batched") if batched else "single"
     ]
     tables = [] if done is None else [done]
     if progress is not None:

@@ -1,0 +1,106 @@
+"""The C kernel of fused SGD stacks (linlab.engines.native): agreement with the eager loop at
+every depth, threads, the build and its cache, and the fallbacks."""
+
+import numpy as np
+import pytest
+import torch
+
+from linlab import TrainConfig
+from linlab.data import seed_dataset, synthetic
+from linlab.engines import compiled, fused, native
+from linlab.engines.batched import fit_batched
+
+pytestmark = pytest.mark.skipif(native.compiler() is None, reason="needs a C compiler")
+
+
+@pytest.fixture
+def blocks(monkeypatch):
+    ran = []
+    original = fused._Native.block
+    monkeypatch.setattr(fused._Native, "block", lambda self, *a: ran.append(len(self.runs)) or original(self, *a))
+    return ran
+
+
+def _same(eager, on, rtol=1e-9, factor_rtol=1e-8, factor_atol=1e-12):
+    for a, b in zip(eager, on):
+        assert (a.outcome, a.epochs, a.epochs_to_tol) == (b.outcome, b.epochs, b.epochs_to_tol), a.message
+        np.testing.assert_allclose(b.history, a.history, rtol=rtol, atol=0)
+        for Wa, Wb in zip(a.factors, b.factors):
+            np.testing.assert_allclose(Wb, Wa, rtol=factor_rtol, atol=factor_atol * np.abs(Wa).max())
+
+
+@pytest.mark.parametrize("widths", [
+    [(6, 3)],  # depth 1
+    [(6, 4, 3, 3), (6, 2, 5, 3), (6, 1, 1, 3)],  # depth 3, mixed widths (zero-padded)
+    [(6, 3, 2, 4, 3)],  # depth 4
+])
+@pytest.mark.parametrize("hyper", [{}, {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-2}])
+def test_every_depth_follows_the_per_epoch_loop(blocks, widths, hyper):
+    data = synthetic(n=200, d=6, k=3, noise=0.1, seed=3)
+    # 37 runs: the last lane block is part-full; some converge, some stall, some diverge
+    configs = [TrainConfig(widths=widths[i % len(widths)], init="scaled", init_scale=0.3, seed=i, epochs=120,
+                           lr=[1e-3, 3e-3, 5e-2, 1e-7][i % 4], tol=1e-2, stall_window=10, **hyper)
+               for i in range(37)]
+    on = fit_batched(data, configs, compile="auto")
+    assert blocks  # the C kernel ran
+    eager = fit_batched(data, configs, compile=False)
+    assert {"diverged", "max_epochs"} <= {r.outcome for r in eager}
+    _same(eager, on)
+
+
+def test_threads_split_the_runs_without_changing_them(monkeypatch):
+    data = seed_dataset()
+    configs = [TrainConfig(widths=(10, 1 + i % 9, 2), lr=1e-5 * (1 + i % 4), epochs=60, seed=i)
+               for i in range(203)]
+    results = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(torch, "get_num_threads", lambda t=threads: t)
+        results.append(fit_batched(data, configs, compile="auto"))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a.history, b.history)
+            for Wa, Wb in zip(a.factors, b.factors):
+                np.testing.assert_array_equal(Wa, Wb)
+
+
+def test_float32_runs_in_its_own_build(blocks):
+    data = seed_dataset()
+    configs = [TrainConfig(widths=(10, 5, 2), lr=1e-5, epochs=50, seed=i, tol=1.0, dtype="float32")
+               for i in range(40)]
+    on = fit_batched(data, configs, compile="auto")
+    assert blocks
+    _same(fit_batched(data, configs, compile=False), on, rtol=1e-3, factor_rtol=1e-4, factor_atol=1e-5)
+
+
+def test_the_build_is_cached_and_shared(monkeypatch, tmp_path):
+    monkeypatch.setenv("LINLAB_CACHE_DIR", str(tmp_path))
+    first = native._build(native.compiler(), "double")
+    assert first.parent == tmp_path / "kernels" and first.exists()
+    monkeypatch.setattr(native.subprocess, "run", lambda *a, **k: pytest.fail("built twice"))
+    assert native._build(native.compiler(), "double") == first
+    assert [p.name for p in first.parent.iterdir()] == [first.name]  # no temporary file left
+
+
+def test_a_failed_build_warns_and_falls_back(monkeypatch, tmp_path):
+    monkeypatch.setenv("LINLAB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setattr(native.shutil, "which", lambda name: str(tmp_path / "broken-cc") if name else None)
+    (tmp_path / "broken-cc").write_text("#!/bin/sh\necho 'cc: fatal error: broken' >&2\nexit 1\n")
+    (tmp_path / "broken-cc").chmod(0o755)
+    native.kernel.cache_clear()
+    try:
+        monkeypatch.setattr(compiled, "compiled_stats_epoch", lambda: compiled.stats_epoch)  # no TorchInductor
+        data = seed_dataset()
+        configs = [TrainConfig(widths=(10, 3, 2), lr=1e-5, epochs=30, seed=i) for i in range(40)]
+        with pytest.warns(RuntimeWarning, match="building the C kernel failed.*broken"):
+            fallback = fit_batched(data, configs, compile="auto")
+        _same(fit_batched(data, configs, compile=False), fallback)
+        assert not list((tmp_path / "kernels").glob("*.so"))
+    finally:
+        native.kernel.cache_clear()
+
+
+def test_without_a_compiler_auto_runs_eagerly(monkeypatch):
+    monkeypatch.setattr(native, "compiler", lambda: None)
+    monkeypatch.setattr(compiled, "compiler_found", lambda: False)
+    assert compiled.compile_plan("auto", "cpu", 10**12) is None
