@@ -126,7 +126,7 @@ def eligible(path, configs) -> bool:
         compiled is not None and not compiled.failed and len(configs) >= MIN_ROWS
         and configs[0].optimizer == "sgd" and min(c.stall_window for c in configs) >= UNROLL
         and not any(c.lr == "auto" and c.depth > 1 for c in configs)
-        and (compiled.inductor or native_kernel(path) is not None)
+        and (compiled.inductor or (native_kernel(path) is not None and configs[0].depth <= native.MAX_DEPTH))
     )
 
 
@@ -299,7 +299,7 @@ def run_stack_fused(path, configs, factors, lrs, widths, dtype, device):
     """
     from .gram import Gram, gram_suits
 
-    fn = native_kernel(path)
+    fn = native_kernel(path) if len(widths) - 1 <= native.MAX_DEPTH else None
     if fn is not None:
         runs = _Native(path, configs, factors, widths, dtype, device, fn)
     else:

@@ -33,7 +33,7 @@ import torch
 
 SOURCE = Path(__file__).with_name("sgd_kernel.c")
 LANES = 8  # runs per vector lane block, as in the source
-MAX_DEPTH = 64
+MAX_DEPTH = 64  # deeper stacks run without the kernel
 FLAGS = ("-O3", "-ffp-contract=fast", "-fno-math-errno", "-fPIC", "-shared")
 # tried in turn until the compiler accepts one: the widest vectors this CPU has (512 bits
 # measured 5-10% faster than gcc's default of 256 at h = 16)
@@ -133,8 +133,10 @@ def kernel(dtype: torch.dtype):
             raise RuntimeError("no C compiler found (set $CC, or install gcc or clang)")
         lib = ctypes.CDLL(str(_build(cc, REALS[dtype])))
     except Exception as exc:
-        warnings.warn(f"building the C kernel failed ({exc}); SGD stacks use TorchInductor instead "
-                      "(same results, slower).", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"building the C kernel failed ({exc}); SGD stacks run without it (through "
+                      "TorchInductor with compile=True, else eagerly: same results, slower). Set $CC to a "
+                      "working C compiler, or $LINLAB_CACHE_DIR to a writable folder.",
+                      RuntimeWarning, stacklevel=2)
         return None
     fn = lib.sgd_block
     fn.argtypes = [ctypes.POINTER(STRUCTS[dtype]), ctypes.c_int64, ctypes.c_int64]
@@ -143,7 +145,8 @@ def kernel(dtype: torch.dtype):
 
 
 @functools.cache
-def _pool(threads: int) -> ThreadPoolExecutor:
+def _pool(threads: int, pid: int) -> ThreadPoolExecutor:
+    # one per process: a forked child inherits the parent's pool but not its threads
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="linlab-kernel")
 
 
@@ -154,9 +157,8 @@ def run(fn, block, B: int, threads: int | None = None) -> None:
     threads = max(1, min(threads or torch.get_num_threads(), blocks // 4))
     edges = [blocks * i // threads for i in range(threads + 1)]
     ref = ctypes.byref(block)
-    others = [_pool(threads - 1).submit(fn, ref, edges[i], edges[i + 1]) for i in range(1, threads)] \
-        if threads > 1 else []
+    pool = _pool(threads - 1, os.getpid()) if threads > 1 else None
+    others = [pool.submit(fn, ref, edges[i], edges[i + 1]) for i in range(1, threads)] if pool else []
     status = [fn(ref, edges[0], edges[1])] + [f.result() for f in others]  # this thread takes a share too
     if any(status):
-        raise MemoryError("the C kernel could not allocate its scratch memory (or the stack is deeper "
-                          f"than {MAX_DEPTH} layers).")
+        raise MemoryError("the C kernel could not allocate its scratch memory.")
