@@ -15,11 +15,13 @@ per-epoch time of the loops over h = 1..64. References are measured before and a
 width's rows and averaged, as the pace of a shared machine drifts. Peak memory is the rise of the process's peak
 resident set during the call (CPU) or the peak of allocated CUDA memory.
 
-Rows marked "compiled" pass ``compile=True`` (:mod:`linlab.engines.fused`): before a
-width's compiled rows, one small call compiles its graphs and the time it takes is printed
-(once per process and graph; the on-disk cache makes later processes faster), then the
-garbage the compiler left is collected; a short call of the largest size warms the memory
-allocator (eager and compiled alike), so the rows give the steady pace of a long sweep.
+Rows marked "compiled" pass ``compile=True``: on the CPU, SGD stacks run in the C kernel of
+:mod:`linlab.engines.native` (on a GPU, TorchInductor's code, :mod:`linlab.engines.fused`).
+Before a width's compiled rows, one small call builds or compiles what they use and the time
+it takes is printed (once per process; the kernel's on-disk cache, and TorchInductor's,
+make later processes faster), then the garbage it left is collected; a short call of the
+largest size warms the memory allocator (eager and compiled alike), so the rows give the
+steady pace of a long sweep.
 
     python benchmarks/sweep_throughput.py            # widths 1, 4, 16, 64, 1-64; B up to 10,000
     python benchmarks/sweep_throughput.py --quick    # a short version

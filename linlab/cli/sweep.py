@@ -84,8 +84,9 @@ def _fmt(x, spec: str, unit: str = "") -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--compile", "compile_mode", type=click.Choice(["auto", "on", "off"]), default="auto",
               show_default=True,
-              help="Compile the batched engine's epochs (faster for large sweeps; needs a C++ compiler; "
-                   "auto: when the sweep plans 50 million run-epochs or more on the CPU).")
+              help="Compile the batched engine's epochs (needs a C/C++ compiler). auto: SGD in a C kernel "
+                   "on the CPU, other optimizers too once the sweep plans 50 million run-epochs; "
+                   "on: everything; off: eager torch.")
 def sweep(config_path, out, as_csv, resume, as_json, compile_mode):
     """Run every configuration of a grid and compare architectures at their best lr."""
     from rich.console import Console

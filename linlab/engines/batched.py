@@ -291,7 +291,7 @@ def fit_batched(
         elsewhere through TorchInductor, wide depth-2 ones on the Gram matrix
         (:mod:`linlab.engines.gram`). Other optimizers compile the loss and gradient with
         TorchInductor (:mod:`linlab.engines.compiled`; 5-60 s once per process and graph).
-        On the CPU, the C kernel runs SGD 2-6x the eager rate at B ≥ 1,000. Both need a
+        On the CPU, the C kernel runs SGD 2-4.5x the eager rate at B ≥ 1,000. Both need a
         C/C++ compiler; without one the call warns and runs eagerly. ``"auto"`` uses the C
         kernel on the CPU whenever a C compiler is found, and TorchInductor for calls whose
         statistics-path runs plan at least 50 million run-epochs.

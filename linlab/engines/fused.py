@@ -16,7 +16,9 @@ that cost as much as the epoch itself once the epoch is compiled. Here one compi
   history, which holds it as long as ``stall_window`` ≥ ``UNROLL``.
 
 A stopped run is frozen in the graph (its parameters no longer move); the host reads the
-block's losses and stop codes, records them, and writes the messages. SGD (momentum,
+block's losses and stop codes, records them, and writes the messages. On the CPU the same
+block runs in the C kernel of :mod:`.native` (:class:`_Native`), which does exactly this
+arithmetic, several times faster than TorchInductor's code for it. SGD (momentum,
 Nesterov, weight decay) only; the statistics path only. The stacks train in the eigenbasis
 of A = XᵀX (:meth:`~.batched_stats.StatsPath.eigenbasis`: W1 → VᵀW1 on the way in, back
 on the way out), and wide depth-2 stacks without momentum on their Gram matrix
