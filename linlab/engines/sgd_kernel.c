@@ -58,34 +58,31 @@ static inline vec splat(real x) { return (vec){0} + x; }
 /* a where m is set, else b */
 static inline vec select(ivec m, vec a, vec b) { return (vec)(((ivec)a & m) | ((ivec)b & ~m)); }
 
-/* out (m, c) = X (m, a) @ Y (a, c), per lane */
-static void mm(vec *restrict out, const vec *restrict X, const vec *restrict Y, int64_t m, int64_t a, int64_t c) {
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < c; j++) {
+/* out (rows, cols) = X (rows, n) @ Y (n, cols) per lane, X and Y given by their strides in
+ * entries (rx, nx) and (ny, cy): so one loop serves X Y, Xᵀ Y and X Yᵀ */
+static void product(vec *restrict out, const vec *restrict X, int64_t rx, int64_t nx, const vec *restrict Y,
+                    int64_t ny, int64_t cy, int64_t rows, int64_t n, int64_t cols) {
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) {
             vec acc = {0};
-            for (int64_t q = 0; q < a; q++) acc += X[i * a + q] * Y[q * c + j];
-            out[i * c + j] = acc;
+            for (int64_t q = 0; q < n; q++) acc += X[i * rx + q * nx] * Y[q * ny + j * cy];
+            out[i * cols + j] = acc;
         }
 }
 
-/* out (a, c) = X (m, a)ᵀ @ Y (m, c), per lane */
-static void tm(vec *restrict out, const vec *restrict X, const vec *restrict Y, int64_t m, int64_t a, int64_t c) {
-    for (int64_t q = 0; q < a; q++)
-        for (int64_t j = 0; j < c; j++) {
-            vec acc = {0};
-            for (int64_t i = 0; i < m; i++) acc += X[i * a + q] * Y[i * c + j];
-            out[q * c + j] = acc;
-        }
+/* out (m, c) = X (m, a) @ Y (a, c) */
+static void mm(vec *out, const vec *X, const vec *Y, int64_t m, int64_t a, int64_t c) {
+    product(out, X, a, 1, Y, c, 1, m, a, c);
 }
 
-/* out (m, a) = X (m, c) @ Y (a, c)ᵀ, per lane */
-static void mt(vec *restrict out, const vec *restrict X, const vec *restrict Y, int64_t m, int64_t a, int64_t c) {
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t q = 0; q < a; q++) {
-            vec acc = {0};
-            for (int64_t j = 0; j < c; j++) acc += X[i * c + j] * Y[q * c + j];
-            out[i * a + q] = acc;
-        }
+/* out (a, c) = X (m, a)ᵀ @ Y (m, c) */
+static void tm(vec *out, const vec *X, const vec *Y, int64_t m, int64_t a, int64_t c) {
+    product(out, X, 1, a, Y, c, 1, a, m, c);
+}
+
+/* out (m, a) = X (m, c) @ Y (a, c)ᵀ */
+static void mt(vec *out, const vec *X, const vec *Y, int64_t m, int64_t a, int64_t c) {
+    product(out, X, c, 1, Y, 1, c, m, c, a);
 }
 
 /* The SGD step of one layer (n entries), as sgd_block writes it: with weight decay
