@@ -48,6 +48,29 @@ def test_every_depth_follows_the_per_epoch_loop(blocks, widths, hyper):
     _same(eager, on)
 
 
+@pytest.mark.parametrize("opt", [{}, {"momentum": 0.9}, {"momentum": 0.5, "nesterov": True, "weight_decay": 1e-3}],
+                         ids=["sgd", "momentum", "nesterov-wd"])
+def test_every_run_follows_the_single_run_numpy_engine(blocks, opt):
+    # depths 1-3 and mixed widths, one lr per run (some diverge), 200 epochs: 36 or more runs
+    # per depth, so every depth runs in the kernel
+    from linlab.engines import fit
+
+    data = seed_dataset()
+    widths = [(10, 2), (10, 1, 2), (10, 5, 2), (10, 3, 4, 2), (10, 8, 2)]
+    configs = [TrainConfig(widths=w, lr=lr, epochs=200, seed=i, **opt)
+               for i, (w, lr) in enumerate([(w, lr) for w in widths for lr in (1e-5, 1e-4, 1e-3)] * 12)]
+    results = fit_batched(data, configs, compile="auto")
+    assert sum(blocks) >= len(configs)  # every run went through the kernel
+    assert "diverged" in {r.outcome for r in results} and len({r.outcome for r in results}) > 1
+    for r, c in zip(results, configs):
+        ref = fit(data, c.replace(engine="numpy"))
+        assert (r.outcome, r.epochs, r.epochs_to_tol) == (ref.outcome, ref.epochs, ref.epochs_to_tol)
+        np.testing.assert_allclose(r.history, ref.history, rtol=1e-8, atol=0)
+        for W, V in zip(r.factors, ref.factors, strict=True):
+            assert np.max(np.abs(W - V)) <= 1e-8 * np.max(np.abs(V))
+        assert r.message == ref.message
+
+
 def test_threads_split_the_runs_without_changing_them(monkeypatch):
     data = seed_dataset()
     configs = [TrainConfig(widths=(10, 1 + i % 9, 2), lr=1e-5 * (1 + i % 4), epochs=60, seed=i)
