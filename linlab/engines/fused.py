@@ -241,23 +241,20 @@ class _Native(_Factors):
 
     def block(self, lrs: np.ndarray, pasts: np.ndarray, t0: int):
         K, B = lrs.shape
-        losses, codes = np.empty((K, B)), np.empty((K, B), dtype=np.int8)
-        lrs = np.ascontiguousarray(lrs, dtype=torch.empty(0, dtype=self.dtype).numpy().dtype)
+        losses, codes = np.empty((K, B)), np.empty((K, B), dtype=np.int8)  # written by the kernel
+        lrs = np.ascontiguousarray(lrs, dtype=np.float64 if self.dtype == torch.float64 else np.float32)
         pasts = np.ascontiguousarray(pasts, dtype=np.float64)
-        Ws, prev, bufs = ((ctypes.c_void_p * max(1, len(ts)))(*[t.data_ptr() for t in ts])
-                          for ts in (self.Ws, self.prev, self.bufs))  # alive until the call returns
+        Ws, prev, bufs = (native.pointers(ts) for ts in (self.Ws, self.prev, self.bufs))  # kept until it returns
         s, rows = self.scalars, self.rows
-        P, root, slam, sr, r = (c.data_ptr() for c in self.consts)
+        ptr = {name: rows[name].data_ptr() for name in ("alive", "limit", "best", "factor", "tol", "rtol",
+                                                         "epochs")}
         block = self.struct(
-            L=len(self.Ws), H=self.H.ctypes.data, B=B, W=ctypes.addressof(Ws), prev=ctypes.addressof(prev),
-            buf=ctypes.addressof(bufs),
-            P=P, root=root, slam=slam, sr=sr, r=r, floor_=float(s["floor"]), divisor=float(s["divisor"]),
-            mu=float(s["mu"]), wd=float(s["wd"]), K=K, lrs=lrs.ctypes.data, alive=rows["alive"].data_ptr(),
-            limit=rows["limit"].data_ptr(), best=rows["best"].data_ptr(), pasts=pasts.ctypes.data,
-            factor=rows["factor"].data_ptr(), tol=rows["tol"].data_ptr(), rtol=rows["rtol"].data_ptr(),
-            epochs=rows["epochs"].data_ptr(), t0=t0, momentum=self.flags["momentum"],
-            nesterov=self.flags["nesterov"], decay=self.flags["decay"], losses=losses.ctypes.data,
-            codes=codes.ctypes.data,
+            L=len(self.Ws), H=self.H.ctypes.data, B=B, K=K, t0=t0, W=ctypes.addressof(Ws),
+            prev=ctypes.addressof(prev), buf=ctypes.addressof(bufs),
+            **dict(zip(("P", "root", "slam", "sr", "r"), (c.data_ptr() for c in self.consts))),
+            floor_=float(s["floor"]), divisor=float(s["divisor"]), mu=float(s["mu"]), wd=float(s["wd"]),
+            lrs=lrs.ctypes.data, pasts=pasts.ctypes.data, losses=losses.ctypes.data, codes=codes.ctypes.data,
+            **ptr, **self.flags,
         )
         native.run(self.fn, block, B)
         return losses, codes

@@ -69,6 +69,12 @@ class BlockF32(ctypes.Structure):
 STRUCTS = {torch.float64: BlockF64, torch.float32: BlockF32}
 
 
+def pointers(tensors) -> ctypes.Array:
+    """A C array of the tensors' data pointers (``real **`` in the source); keep it alive
+    until the call returns."""
+    return (ctypes.c_void_p * max(1, len(tensors)))(*[t.data_ptr() for t in tensors])
+
+
 def cache_dir() -> Path:
     """Where built kernels are kept: ``$LINLAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/linlab``, else
     ``~/.cache/linlab``."""
