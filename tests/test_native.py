@@ -34,12 +34,17 @@ def _same(eager, on, rtol=1e-9, factor_rtol=1e-8, factor_atol=1e-12):
     [(6, 4, 3, 3), (6, 2, 5, 3), (6, 1, 1, 3)],  # depth 3, mixed widths (zero-padded)
     [(6, 3, 2, 4, 3)],  # depth 4
 ])
-@pytest.mark.parametrize("hyper", [{}, {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-2}])
+@pytest.mark.parametrize("hyper", [{}, {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-2},
+                                   {"reduction": "mean", "momentum": 0.5}])
 def test_every_depth_follows_the_per_epoch_loop(blocks, widths, hyper):
-    data = synthetic(n=200, d=6, k=3, noise=0.1, seed=3)
+    data = synthetic(n=200, d=6, k=3, noise=0.1, condition=30.0, seed=3)
+    if hyper.get("reduction") == "mean":  # the gradient is n·k times smaller: lrs that many times larger
+        hyper = {**hyper, "lr_scale": 600.0}
+    scale = hyper.pop("lr_scale", 1.0)
     # 37 runs: the last lane block is part-full; some converge, some stall, some diverge
     configs = [TrainConfig(widths=widths[i % len(widths)], init="scaled", init_scale=0.3, seed=i, epochs=120,
-                           lr=[1e-3, 3e-3, 5e-2, 1e-7][i % 4], tol=1e-2, stall_window=10, **hyper)
+                           lr=scale * [1e-3, 3e-3, 5e-2, 1e-7][i % 4], tol=1e-2 / scale, stall_window=10,
+                           **hyper)
                for i in range(37)]
     on = fit_batched(data, configs, compile="auto")
     assert blocks  # the C kernel ran
