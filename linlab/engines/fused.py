@@ -128,13 +128,15 @@ def eligible(path, configs) -> bool:
         compiled is not None and not compiled.failed and len(configs) >= MIN_ROWS
         and configs[0].optimizer == "sgd" and min(c.stall_window for c in configs) >= UNROLL
         and not any(c.lr == "auto" and c.depth > 1 for c in configs)
-        and (compiled.inductor or (native_kernel(path) is not None and configs[0].depth <= native.MAX_DEPTH))
+        and (compiled.inductor or native_kernel(path, configs[0].depth) is not None)
     )
 
 
-def native_kernel(path):
-    """The C kernel (:mod:`.native`) for a path's stacks: on the CPU, where it builds; else None."""
-    return native.kernel(path.dtype) if str(path.device) == "cpu" else None
+def native_kernel(path, depth: int = 2):
+    """The C kernel (:mod:`.native`) for a path's stacks of this depth: on the CPU, where it
+    builds, up to ``native.MAX_DEPTH`` layers; else None."""
+    cpu = str(path.device) == "cpu" and depth <= native.MAX_DEPTH
+    return native.kernel(path.dtype) if cpu else None
 
 
 def gram_path(path) -> bool:
@@ -298,7 +300,7 @@ def run_stack_fused(path, configs, factors, lrs, widths, dtype, device):
     """
     from .gram import Gram, gram_suits
 
-    fn = native_kernel(path) if len(widths) - 1 <= native.MAX_DEPTH else None
+    fn = native_kernel(path, len(widths) - 1)
     if fn is not None:
         runs = _Native(path, configs, factors, widths, dtype, device, fn)
     else:
