@@ -46,3 +46,21 @@ def cli_json(*args) -> dict:
     result = run_cli(*args, "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
+
+
+def same_runs(expected, actual, rtol=1e-9, factor_rtol=1e-8, factor_atol=1e-12):
+    """Assert two lists of results took the same course: outcome, epochs and epochs to tol
+    equal, histories to `rtol`, final factors to `factor_rtol` (and `factor_atol` of their scale)."""
+    for a, b in zip(expected, actual, strict=True):
+        assert (a.outcome, a.epochs, a.epochs_to_tol) == (b.outcome, b.epochs, b.epochs_to_tol), a.message
+        np.testing.assert_allclose(b.history, a.history, rtol=rtol, atol=0)
+        for Wa, Wb in zip(a.factors, b.factors):
+            np.testing.assert_allclose(Wb, Wa, rtol=factor_rtol, atol=factor_atol * np.abs(Wa).max())
+        assert b.seconds > 0
+
+
+def same_histories(expected, actual, rtol=1e-12):
+    """Assert two lists of results end the same way along the same losses (a fallback's check)."""
+    for a, b in zip(expected, actual, strict=True):
+        assert a.outcome == b.outcome
+        np.testing.assert_allclose(b.history, a.history, rtol=rtol)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import same_histories
 
 from linlab import TrainConfig
 from linlab.data import seed_dataset
@@ -100,9 +101,7 @@ def test_a_failed_compile_warns_and_runs_eagerly(monkeypatch):
     with pytest.warns(RuntimeWarning, match="no working C\\+\\+ compiler.*running eagerly"):
         fallback = fit_batched(data, configs, compile=True)
     eager = fit_batched(data, configs, compile=False)
-    for a, b in zip(eager, fallback):
-        assert a.outcome == b.outcome
-        np.testing.assert_allclose(b.history, a.history, rtol=1e-12)
+    same_histories(eager, fallback)
 
 
 def test_compile_modes():

@@ -4,6 +4,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import same_histories, same_runs
 
 from linlab import TrainConfig
 from linlab.data import seed_dataset
@@ -31,7 +32,7 @@ def kernel(request, monkeypatch):
     """Which compiled code fused CPU stacks run: the C kernel (linlab.engines.native) or,
     with it switched off, TorchInductor (linlab.engines.fused, gram)."""
     if request.param == "inductor":
-        monkeypatch.setattr(fused, "native_kernel", lambda path: None)
+        monkeypatch.setattr(fused, "native_kernel", lambda path, depth=2: None)
     return request.param
 
 
@@ -43,15 +44,6 @@ def _blocks(monkeypatch) -> list[str]:
         monkeypatch.setattr(cls, "block",
                             lambda self, *a, _o=original, _c=cls: ran.append(_c.__name__) or _o(self, *a))
     return ran
-
-
-def _same(eager, on):
-    for a, b in zip(eager, on):
-        assert (a.outcome, a.epochs, a.epochs_to_tol) == (b.outcome, b.epochs, b.epochs_to_tol), a.message
-        np.testing.assert_allclose(b.history, a.history, rtol=1e-9, atol=0)
-        for Wa, Wb in zip(a.factors, b.factors):
-            np.testing.assert_allclose(Wb, Wa, rtol=1e-8, atol=1e-12 * np.abs(Wa).max())
-        assert b.seconds > 0
 
 
 def _every_rule(hyper: dict, n: int = 45, wide: bool = False) -> list[TrainConfig]:
@@ -94,7 +86,7 @@ def test_fused_stacks_follow_the_per_epoch_loop(monkeypatch, kernel, hyper, wide
     assert set(outcomes) == {"converged", "stalled", "diverged", "max_epochs"}, outcomes
     assert any(len(r.history) == 0 and r.outcome == "diverged" for r in eager)  # at epoch 0
     assert any(len(r.history) > 1 and r.outcome == "diverged" for r in eager)
-    _same(eager, on)
+    same_runs(eager, on)
     for a, b in zip(eager, on):  # the single-run loop's sentences
         if a.outcome != "stalled":  # its best loss is printed to 6 digits, the others to 4
             assert a.message == b.message
@@ -107,7 +99,7 @@ def test_the_shipped_unroll_on_a_seed_style_sweep(monkeypatch, kernel):
                for i in range(64)]
     on = fit_batched(data, configs, compile=True)
     assert ran and all(ran)
-    _same(fit_batched(data, configs, compile=False), on)
+    same_runs(fit_batched(data, configs, compile=False), on)
 
 
 def test_what_cannot_run_fused_runs_per_epoch(monkeypatch):
@@ -127,7 +119,7 @@ def test_what_cannot_run_fused_runs_per_epoch(monkeypatch):
 
 
 def test_a_failed_fused_compile_falls_back_with_a_warning(monkeypatch):
-    monkeypatch.setattr(fused, "native_kernel", lambda path: None)  # TorchInductor's failure
+    monkeypatch.setattr(fused, "native_kernel", lambda path, depth=2: None)  # TorchInductor's failure
 
     def broken():
         def fail(*args, **kwargs):
@@ -141,9 +133,7 @@ def test_a_failed_fused_compile_falls_back_with_a_warning(monkeypatch):
     with pytest.warns(RuntimeWarning, match="compiler exploded.*running eagerly"):
         fallback = fit_batched(data, configs, compile=True)
     eager = fit_batched(data, configs, compile=False)
-    for a, b in zip(eager, fallback):
-        assert a.outcome == b.outcome
-        np.testing.assert_allclose(b.history, a.history, rtol=1e-12)
+    same_histories(eager, fallback)
 
 
 def test_float32_stacks_run_fused_with_float64_stop_rules(monkeypatch, kernel):

@@ -4,6 +4,7 @@ every depth, threads, the build and its cache, and the fallbacks."""
 import numpy as np
 import pytest
 import torch
+from conftest import same_runs
 
 from linlab import TrainConfig
 from linlab.data import seed_dataset, synthetic
@@ -19,14 +20,6 @@ def blocks(monkeypatch):
     original = fused._Native.block
     monkeypatch.setattr(fused._Native, "block", lambda self, *a: ran.append(len(self.runs)) or original(self, *a))
     return ran
-
-
-def _same(eager, on, rtol=1e-9, factor_rtol=1e-8, factor_atol=1e-12):
-    for a, b in zip(eager, on):
-        assert (a.outcome, a.epochs, a.epochs_to_tol) == (b.outcome, b.epochs, b.epochs_to_tol), a.message
-        np.testing.assert_allclose(b.history, a.history, rtol=rtol, atol=0)
-        for Wa, Wb in zip(a.factors, b.factors):
-            np.testing.assert_allclose(Wb, Wa, rtol=factor_rtol, atol=factor_atol * np.abs(Wa).max())
 
 
 @pytest.mark.parametrize("widths", [
@@ -50,7 +43,7 @@ def test_every_depth_follows_the_per_epoch_loop(blocks, widths, hyper):
     assert blocks  # the C kernel ran
     eager = fit_batched(data, configs, compile=False)
     assert {"diverged", "max_epochs"} <= {r.outcome for r in eager}
-    _same(eager, on)
+    same_runs(eager, on)
 
 
 @pytest.mark.parametrize("opt", [{}, {"momentum": 0.9}, {"momentum": 0.5, "nesterov": True, "weight_decay": 1e-3}],
@@ -97,7 +90,7 @@ def test_float32_runs_in_its_own_build(blocks):
                for i in range(40)]
     on = fit_batched(data, configs, compile="auto")
     assert blocks
-    _same(fit_batched(data, configs, compile=False), on, rtol=1e-3, factor_rtol=1e-4, factor_atol=1e-5)
+    same_runs(fit_batched(data, configs, compile=False), on, rtol=1e-3, factor_rtol=1e-4, factor_atol=1e-5)
 
 
 def test_the_build_is_cached_and_shared(monkeypatch, tmp_path):
@@ -122,7 +115,7 @@ def test_a_failed_build_warns_and_falls_back(monkeypatch, tmp_path):
         configs = [TrainConfig(widths=(10, 3, 2), lr=1e-5, epochs=30, seed=i) for i in range(40)]
         with pytest.warns(RuntimeWarning, match="building the C kernel failed.*broken"):
             fallback = fit_batched(data, configs, compile="auto")
-        _same(fit_batched(data, configs, compile=False), fallback)
+        same_runs(fit_batched(data, configs, compile=False), fallback)
         assert not list((tmp_path / "kernels").glob("*.so"))
     finally:
         native.kernel.cache_clear()
