@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_write
+
 SOURCE = Path(__file__).with_name("sgd_kernel.c")
 LANES = 8  # runs per vector lane block, as in the source
 MAX_DEPTH = 64  # deeper stacks run without the kernel
@@ -85,10 +87,8 @@ def cache_dir() -> Path:
 
 def compiler() -> str | None:
     """The C compiler to build with: ``$CC``, or the first of cc, gcc, clang on the PATH."""
-    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
+    found = (shutil.which(name) for name in (os.environ.get("CC"), "cc", "gcc", "clang") if name)
+    return next((path for path in found if path), None)
 
 
 def _machine() -> str:
@@ -109,23 +109,18 @@ def _build(cc: str, real: str) -> Path:
     target = cache_dir() / f"sgd_kernel_{real}_{key}.so"
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
-    os.close(fd)
-    try:
+    single = ["-DSINGLE"] if real == "float" else []
+    with tempfile.TemporaryDirectory() as folder:
+        built = Path(folder) / target.name
         for tuned in TUNED:
-            single = ["-DSINGLE"] if real == "float" else []
-            done = subprocess.run([cc, *FLAGS, *tuned, *single, str(SOURCE), "-o", tmp, "-lm"],
+            done = subprocess.run([cc, *FLAGS, *tuned, *single, str(SOURCE), "-o", str(built), "-lm"],
                                   capture_output=True, text=True)
             if done.returncode == 0:
                 break
         if done.returncode:
-            raise RuntimeError((done.stderr or done.stdout).strip().splitlines()[-1] if
-                               (done.stderr or done.stdout).strip() else f"{cc} exited {done.returncode}")
-        os.replace(tmp, target)  # atomic: a concurrent build writes the same bytes
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+            said = (done.stderr or done.stdout).strip()
+            raise RuntimeError(said.splitlines()[-1] if said else f"{cc} exited {done.returncode}")
+        atomic_write(target, lambda f: f.write(built.read_bytes()))  # a concurrent build writes the same bytes
     return target
 
 
