@@ -64,3 +64,36 @@ def same_histories(expected, actual, rtol=1e-12):
     for a, b in zip(expected, actual, strict=True):
         assert a.outcome == b.outcome
         np.testing.assert_allclose(b.history, a.history, rtol=rtol)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def browser_page():
+    """A page in headless Debian Chromium (through playwright), with its console errors collected
+    in ``page.console_errors``. Skipped where Chromium or playwright is missing, except under CI."""
+    if not os.path.exists(CHROMIUM) or not _has_playwright():
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests need {CHROMIUM} and playwright under CI (.ci/run installs both)")
+        pytest.skip(f"needs {CHROMIUM} and playwright")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.console_errors = []
+        page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
+        page.on("pageerror", lambda e: page.console_errors.append(str(e)))
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def _has_playwright() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("playwright") is not None
