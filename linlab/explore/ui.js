@@ -1,0 +1,154 @@
+/* linlab explorer: the controls and the charts (plotly.js). Every change of a control
+ * re-runs the whole training (LinlabRules.train) and redraws, at most once per frame. */
+"use strict";
+
+(function () {
+  const D = LINLAB_EXPLORER_DATA, S = D.stats, C = LinlabCore, R = LinlabRules, fmt = R.fmt;
+  const rules = { ...D.rules, momentum: D.momentum };
+  const $ = (id) => document.getElementById(id);
+  const maxWidth = 4 * Math.max(S.d, S.k);
+  const LEGEND = { orientation: "h", x: 0, y: -0.22, yanchor: "top" }; // below the plot, clear of the curves
+  const lrRange = lrBounds();
+  let controls = { ...D.controls }, run = null, diagnosis = null, pending = false, waiters = [], error = null;
+  const stats = { runs: 0, lastMs: null };
+
+  function lrBounds() { // the lr slider spans the depth-1 bounds of both reductions and Adam's usual 1e-4..1
+    const all = [S.lrs.sum.sgd.stable, S.lrs.mean.sgd.stable, D.controls.lr];
+    return [Math.floor(Math.log10(Math.min(...all)) - 4), Math.ceil(Math.max(Math.log10(Math.max(...all)) + 1, 0))];
+  }
+
+  function readControls() {
+    return {
+      depth: parseInt($("depth").value, 10), width: parseInt($("width").value, 10),
+      lr: Number(Math.pow(10, parseFloat($("lr").value)).toPrecision(3)), init: $("init").value,
+      init_scale: Number(Math.pow(10, parseFloat($("init_scale").value)).toPrecision(3)),
+      optimizer: $("optimizer").value, epochs: parseInt($("epochs").value, 10),
+      reduction: $("reduction").value, seed: Math.max(0, parseInt($("seed").value, 10) || 0),
+    };
+  }
+
+  function writeControls(c) {
+    $("depth").value = c.depth; $("width").value = c.width; $("lr").value = Math.log10(c.lr);
+    $("init").value = c.init; $("init_scale").value = Math.log10(c.init_scale); $("optimizer").value = c.optimizer;
+    $("epochs").value = c.epochs; $("reduction").value = c.reduction; $("seed").value = c.seed;
+  }
+
+  function showValues(c) {
+    $("depth-value").textContent = c.depth;
+    $("width-value").textContent = c.depth === 1 ? "(none at depth 1)" : c.width;
+    $("width").disabled = c.depth === 1;
+    $("lr-value").textContent = fmt(c.lr, 3);
+    $("init_scale-value").textContent = fmt(c.init_scale, 3);
+    $("epochs-value").textContent = c.epochs;
+    const lrs = S.lrs[c.reduction][c.optimizer === "momentum" ? "momentum" : "sgd"];
+    const at = (x) => `${(100 * (Math.log10(x) - lrRange[0])) / (lrRange[1] - lrRange[0])}%`;
+    $("lr-marks").innerHTML = `<span class="mark-optimal" style="left:${at(lrs.optimal)}">optimal</span>`
+      + `<span class="mark-bound" style="left:${at(lrs.stable)}">bound 2/λmax</span>`;
+    $("lr-note").textContent = `depth 1${c.optimizer === "momentum" ? `, momentum ${D.momentum}` : ""}: stable below `
+      + `${fmt(lrs.stable, 3)} (2/λmax), optimal ${fmt(lrs.optimal, 3)}`;
+  }
+
+  function lossChart(c) {
+    const h = run.history, x = h.map((_, i) => i), floors = S.floors[c.reduction], r = Math.min(...run.widths);
+    const traces = [{ x, y: h, name: "loss", mode: "lines", line: { color: "#1f4e79", width: 2 } }];
+    const line = (y, name, color, dash) => ({ x: [0, Math.max(run.epochs, 1)], y: [y, y], name, mode: "lines", line: { color, dash, width: 1.5 } });
+    if (floors.ls_loss > 0) traces.push(line(floors.ls_loss, `least-squares optimum L* = ${fmt(floors.ls_loss, 4)}`, "#27ae60", "dash"));
+    if (r < floors.fitted_rank) traces.push(line(floors.loss[r - 1], `rank-${r} floor = ${fmt(floors.loss[r - 1], 4)}`, "#d68910", "dot"));
+    return [traces, { title: { text: `loss (${c.reduction}), log scale`, font: { size: 14 } }, margin: { l: 60, r: 10, t: 36, b: 20 },
+      xaxis: { title: { text: "epoch" } }, yaxis: { type: "log", exponentformat: "power" }, legend: LEGEND }];
+  }
+
+  function svChart() {
+    const m = run.sv[0].length, colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
+    const traces = [];
+    for (let i = 0; i < Math.min(m, 6); i++) {
+      traces.push({ x: run.svEpochs, y: run.sv.map((s) => s[i]), name: `σ${i + 1}(W)`, mode: "lines", line: { color: colors[i], width: 2 } });
+      traces.push({ x: [0, Math.max(run.epochs, 1)], y: [S.ls_sv[i], S.ls_sv[i]], name: `σ${i + 1} target`, mode: "lines",
+        line: { color: colors[i], dash: "dash", width: 1 }, showlegend: i === 0, legendgroup: "target" });
+    }
+    traces.filter((t) => t.legendgroup === "target").forEach((t) => { t.name = "targets (σ of least-squares W)"; });
+    return [traces, { title: { text: "singular values of W = W1⋯WL (Saxe's modes)", font: { size: 14 } },
+      margin: { l: 50, r: 10, t: 36, b: 20 }, xaxis: { title: { text: "epoch" } }, legend: LEGEND }];
+  }
+
+  function wChart() {
+    const learned = C.toNested(run.W), target = S.P_ls, top = Math.max(...target.flat().map(Math.abs), 1e-300);
+    const cap = (v) => (Number.isFinite(v) ? Math.max(-3 * top, Math.min(3 * top, v)) : null);
+    const heat = (z, xaxis, yaxis, show) => ({ z: z.map((row) => row.map(cap)), type: "heatmap", xaxis, yaxis, zmin: -top, zmax: top,
+      colorscale: "RdBu", reversescale: true, showscale: show, hovertemplate: "feature %{y}, target %{x}: %{z:.4g}<extra></extra>" });
+    return [[heat(learned, "x", "y", false), heat(target, "x2", "y2", true)], {
+      title: { text: "learned end-to-end W (left) beside the least-squares W (right)", font: { size: 14 } },
+      grid: { rows: 1, columns: 2, pattern: "independent" }, margin: { l: 40, r: 10, t: 36, b: 30 },
+      yaxis: { autorange: "reversed", title: { text: "feature" } }, yaxis2: { autorange: "reversed" },
+      xaxis: { title: { text: "target" }, dtick: 1 }, xaxis2: { title: { text: "target" }, dtick: 1 } }];
+  }
+
+  function showOutcome() {
+    const word = $("outcome-word");
+    if (error) {
+      word.textContent = "error"; word.className = "diverged"; $("outcome-message").textContent = error;
+      $("outcome-verdict").textContent = ""; $("outcome-advice").innerHTML = ""; $("outcome-loop").textContent = "";
+      return;
+    }
+    word.textContent = diagnosis.word; word.className = diagnosis.word.replace(" ", "-");
+    $("outcome-verdict").textContent = diagnosis.verdict;
+    $("outcome-message").textContent = diagnosis.message;
+    $("outcome-advice").innerHTML = "";
+    diagnosis.advice.forEach((tip) => { const li = document.createElement("li"); li.textContent = tip; $("outcome-advice").appendChild(li); });
+    $("outcome-loop").textContent = `the run: ${run.message}`;
+  }
+
+  async function render() {
+    pending = false;
+    const t0 = performance.now(), c = readControls();
+    controls = c;
+    showValues(c);
+    try {
+      run = R.train(S, c, rules);
+      diagnosis = R.diagnose(run, S, rules);
+      error = null;
+    } catch (e) {
+      error = String(e.message || e);
+    }
+    const t1 = performance.now();
+    showOutcome();
+    const config = { displaylogo: false, responsive: true };
+    if (!error) {
+      await Promise.all([["loss-chart", lossChart(c)], ["sv-chart", svChart()], ["w-chart", wChart()]]
+        .map(([id, [traces, layout]]) => Plotly.react(id, traces, layout, config)));
+    }
+    stats.runs += 1; stats.lastMs = performance.now() - t0;
+    $("timing").textContent = `${run ? run.epochs : 0} epochs trained in ${(t1 - t0).toFixed(1)} ms; drawn in ${(stats.lastMs - (t1 - t0)).toFixed(1)} ms`;
+    const done = waiters; waiters = [];
+    done.forEach((w) => w(api.state()));
+  }
+
+  function schedule() {
+    if (!pending) { pending = true; requestAnimationFrame(render); }
+  }
+
+  const api = {
+    /** Everything a test needs: the controls, the factors the page drew, its losses, the outcome. */
+    state() {
+      return {
+        controls, widths: run && run.widths, error, runs: stats.runs, lastMs: stats.lastMs,
+        initial: run && run.initial.map(C.toNested), factors: run && run.factors.map(C.toNested),
+        history: run && run.history.slice(), outcome: run && run.outcome, message: run && run.message,
+        epochs: run && run.epochs, verdict: diagnosis && diagnosis.verdict, word: diagnosis && diagnosis.word,
+        diagnosis: diagnosis && diagnosis.message, advice: diagnosis && diagnosis.advice,
+      };
+    },
+    /** A promise of the state after the next redraw. */
+    rendered() { return new Promise((resolve) => { waiters.push(resolve); }); },
+    /** Set some controls (as the DOM does) and resolve once the page has redrawn. */
+    set(partial) { writeControls({ ...readControls(), ...partial }); const p = api.rendered(); schedule(); return p; },
+  };
+  window.linlabExplorer = api;
+
+  $("dataset").textContent = `${S.name}: n = ${S.n} rows, d = ${S.d} features → k = ${S.k} targets`;
+  $("width").max = maxWidth; $("lr").min = lrRange[0]; $("lr").max = lrRange[1];
+  writeControls(controls);
+  ["depth", "width", "lr", "init_scale", "epochs", "seed"].forEach((id) => $(id).addEventListener("input", schedule));
+  ["init", "optimizer", "reduction", "seed"].forEach((id) => $(id).addEventListener("change", schedule));
+  schedule();
+})();
