@@ -126,7 +126,7 @@ def _check_options(stats: dict, options: dict) -> dict:
         o["width"] = max(stats["d"], stats["k"])
     if o["lr"] is None and o["reduction"] in ("sum", "mean"):  # depth 1: the optimal lr; deeper 2% of it
         optimal = stats["lrs"][o["reduction"]]["sgd"]["optimal"]
-        o["lr"] = optimal if o["depth"] == 1 else float(f"{0.02 * optimal:.2g}")
+        o["lr"] = optimal if o["depth"] == 1 else float(f"{0.02 * optimal:.1g}")
     checks = [
         ("depth", _whole(o["depth"], 1, MAX_DEPTH), f"an integer from 1 to {MAX_DEPTH}"),
         ("width", _whole(o["width"], 1, top), f"an integer from 1 to {top} (4×max(d, k))"),

@@ -9,7 +9,8 @@
   const maxWidth = 4 * Math.max(S.d, S.k);
   const LEGEND = { orientation: "h", x: 0, y: -0.22, yanchor: "top" }; // below the plot, clear of the curves
   const lrRange = lrBounds();
-  let controls = { ...D.controls }, run = null, diagnosis = null, pending = false, waiters = [], error = null;
+  let controls = { ...D.controls }, run = null, diagnosis = null, error = null;
+  let pending = false, rendering = false, waiters = []; // a redraw is scheduled / under way
   const stats = { runs: 0, lastMs: null };
 
   function lrBounds() { // the lr slider spans the depth-1 bounds of both reductions and Adam's usual 1e-4..1
@@ -99,7 +100,7 @@
   }
 
   async function render() {
-    pending = false;
+    pending = false; rendering = true;
     const t0 = performance.now(), c = readControls();
     controls = c;
     showValues(c);
@@ -117,7 +118,7 @@
       await Promise.all([["loss-chart", lossChart(c)], ["sv-chart", svChart()], ["w-chart", wChart()]]
         .map(([id, [traces, layout]]) => Plotly.react(id, traces, layout, config)));
     }
-    stats.runs += 1; stats.lastMs = performance.now() - t0;
+    stats.runs += 1; stats.lastMs = performance.now() - t0; rendering = false;
     $("timing").textContent = `${run ? run.epochs : 0} epochs trained in ${(t1 - t0).toFixed(1)} ms; drawn in ${(stats.lastMs - (t1 - t0)).toFixed(1)} ms`;
     const done = waiters; waiters = [];
     done.forEach((w) => w(api.state()));
@@ -131,7 +132,7 @@
     /** Everything a test needs: the controls, the factors the page drew, its losses, the outcome. */
     state() {
       return {
-        controls, widths: run && run.widths, error, runs: stats.runs, lastMs: stats.lastMs,
+        controls, widths: run && run.widths, error, runs: stats.runs, lastMs: stats.lastMs, busy: pending || rendering,
         initial: run && run.initial.map(C.toNested), factors: run && run.factors.map(C.toNested),
         history: run && run.history.slice(), outcome: run && run.outcome, message: run && run.message,
         epochs: run && run.epochs, verdict: diagnosis && diagnosis.verdict, word: diagnosis && diagnosis.word,
