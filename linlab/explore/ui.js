@@ -7,11 +7,11 @@
   const rules = { ...D.rules, momentum: D.momentum };
   const $ = (id) => document.getElementById(id);
   const maxWidth = 4 * Math.max(S.d, S.k);
-  const LEGEND = { orientation: "h", x: 0, y: -0.22, yanchor: "top" }; // below the plot, clear of the curves
   const lrRange = lrBounds();
   let controls = { ...D.controls }, run = null, diagnosis = null, error = null;
   let pending = false, rendering = false, waiters = []; // a redraw is scheduled / under way
-  const stats = { runs: 0, lastMs: null };
+  const stats = { runs: 0, lastMs: null, trainMs: null, curveMs: null };
+  const PLOT_CONFIG = { displaylogo: false, responsive: true };
 
   function lrBounds() { // the lr slider spans the depth-1 bounds of both reductions and Adam's usual 1e-4..1
     const all = [S.lrs.sum.sgd.stable, S.lrs.mean.sgd.stable, D.controls.lr];
@@ -49,14 +49,22 @@
       + `${fmt(lrs.stable, 3)} (2/λmax), optimal ${fmt(lrs.optimal, 3)}`;
   }
 
+  // legends are HTML beside the charts (plotly's own legend doubles the cost of a redraw)
+  function legend(id, traces) {
+    $(id).innerHTML = traces.filter((t) => t.showlegend !== false).map((t) => `<span><i style="border-top: 2px ${
+      t.line.dash ? "dashed" : "solid"} ${t.line.color}"></i>${t.name}</span>`).join("");
+  }
+  // no zoom layers: a redraw costs half as much (a fresh object each time: plotly writes into layouts)
+  const fixed = (axis) => ({ fixedrange: true, ...axis });
+
   function lossChart(c) {
     const h = run.history, x = h.map((_, i) => i), floors = S.floors[c.reduction], r = Math.min(...run.widths);
     const traces = [{ x, y: h, name: "loss", mode: "lines", line: { color: "#1f4e79", width: 2 } }];
     const line = (y, name, color, dash) => ({ x: [0, Math.max(run.epochs, 1)], y: [y, y], name, mode: "lines", line: { color, dash, width: 1.5 } });
     if (floors.ls_loss > 0) traces.push(line(floors.ls_loss, `least-squares optimum L* = ${fmt(floors.ls_loss, 4)}`, "#27ae60", "dash"));
     if (r < floors.fitted_rank) traces.push(line(floors.loss[r - 1], `rank-${r} floor = ${fmt(floors.loss[r - 1], 4)}`, "#d68910", "dot"));
-    return [traces, { title: { text: `loss (${c.reduction}), log scale`, font: { size: 14 } }, margin: { l: 60, r: 10, t: 36, b: 20 },
-      xaxis: { title: { text: "epoch" } }, yaxis: { type: "log", exponentformat: "power" }, legend: LEGEND }];
+    return [traces, { title: { text: `loss (${c.reduction}), log scale`, font: { size: 14 } }, margin: { l: 60, r: 10, t: 36, b: 40 },
+      xaxis: fixed({ title: { text: "epoch" } }), yaxis: fixed({ type: "log", exponentformat: "power" }), showlegend: false }];
   }
 
   function svChart() {
@@ -69,7 +77,7 @@
     }
     traces.filter((t) => t.legendgroup === "target").forEach((t) => { t.name = "targets (σ of least-squares W)"; });
     return [traces, { title: { text: "singular values of W = W1⋯WL (Saxe's modes)", font: { size: 14 } },
-      margin: { l: 50, r: 10, t: 36, b: 20 }, xaxis: { title: { text: "epoch" } }, legend: LEGEND }];
+      margin: { l: 50, r: 10, t: 36, b: 40 }, xaxis: fixed({ title: { text: "epoch" } }), yaxis: fixed({}), showlegend: false }];
   }
 
   function wChart() {
@@ -80,8 +88,8 @@
     return [[heat(learned, "x", "y", false), heat(target, "x2", "y2", true)], {
       title: { text: "learned end-to-end W (left) beside the least-squares W (right)", font: { size: 14 } },
       grid: { rows: 1, columns: 2, pattern: "independent" }, margin: { l: 40, r: 10, t: 36, b: 30 },
-      yaxis: { autorange: "reversed", title: { text: "feature" } }, yaxis2: { autorange: "reversed" },
-      xaxis: { title: { text: "target" }, dtick: 1 }, xaxis2: { title: { text: "target" }, dtick: 1 } }];
+      yaxis: fixed({ autorange: "reversed", title: { text: "feature" } }), yaxis2: fixed({ autorange: "reversed" }),
+      xaxis: fixed({ title: { text: "target" }, dtick: 1 }), xaxis2: fixed({ title: { text: "target" }, dtick: 1 }) }];
   }
 
   function showOutcome() {
@@ -112,14 +120,24 @@
       error = String(e.message || e);
     }
     const t1 = performance.now();
+    stats.trainMs = t1 - t0;
     showOutcome();
-    const config = { displaylogo: false, responsive: true };
-    if (!error) {
-      await Promise.all([["loss-chart", lossChart(c)], ["sv-chart", svChart()], ["w-chart", wChart()]]
-        .map(([id, [traces, layout]]) => Plotly.react(id, traces, layout, config)));
+    if (!error) { // the loss curve first; the other views in the next frame, unless a newer change came
+      const [traces, layout] = lossChart(c);
+      legend("loss-legend", traces);
+      await Plotly.react("loss-chart", traces, layout, PLOT_CONFIG);
+      stats.curveMs = performance.now() - t0;
+      await new Promise((resolve) => requestAnimationFrame(resolve));
+      stats.curveShownAt = performance.now(); // the frame that shows the new curve
+      if (!pending) {
+        const [svTraces, svLayout] = svChart();
+        legend("sv-legend", svTraces);
+        await Promise.all([Plotly.react("sv-chart", svTraces, svLayout, PLOT_CONFIG), Plotly.react("w-chart", ...wChart(), PLOT_CONFIG)]);
+      }
     }
     stats.runs += 1; stats.lastMs = performance.now() - t0; rendering = false;
-    $("timing").textContent = `${run ? run.epochs : 0} epochs trained in ${(t1 - t0).toFixed(1)} ms; drawn in ${(stats.lastMs - (t1 - t0)).toFixed(1)} ms`;
+    $("timing").textContent = `${run ? run.epochs : 0} epochs trained and diagnosed in ${stats.trainMs.toFixed(1)} ms; `
+      + `curve redrawn after ${(stats.curveMs || 0).toFixed(1)} ms, all views after ${stats.lastMs.toFixed(1)} ms`;
     const done = waiters; waiters = [];
     done.forEach((w) => w(api.state()));
   }
@@ -132,7 +150,9 @@
     /** Everything a test needs: the controls, the factors the page drew, its losses, the outcome. */
     state() {
       return {
-        controls, widths: run && run.widths, error, runs: stats.runs, lastMs: stats.lastMs, busy: pending || rendering,
+        controls, widths: run && run.widths, error, runs: stats.runs, lastMs: stats.lastMs, trainMs: stats.trainMs, curveMs: stats.curveMs,
+        curveShownAt: stats.curveShownAt,
+        busy: pending || rendering,
         initial: run && run.initial.map(C.toNested), factors: run && run.factors.map(C.toNested),
         history: run && run.history.slice(), outcome: run && run.outcome, message: run && run.message,
         epochs: run && run.epochs, verdict: diagnosis && diagnosis.verdict, word: diagnosis && diagnosis.word,
