@@ -13,9 +13,10 @@
   const stats = { runs: 0, lastMs: null, trainMs: null, curveMs: null };
   const PLOT_CONFIG = { displaylogo: false, responsive: true };
 
-  function lrBounds() { // the lr slider spans the depth-1 bounds of both reductions and Adam's usual 1e-4..1
+  function lrBounds() { // log10 of the lr slider's ends: from 1e-7 of the smallest depth-1 bound (deep,
+    // wide networks from unit-scale factors are that much sharper) to 10x the largest, and at least Adam's 1
     const all = [S.lrs.sum.sgd.stable, S.lrs.mean.sgd.stable, D.controls.lr];
-    return [Math.floor(Math.log10(Math.min(...all)) - 4), Math.ceil(Math.max(Math.log10(Math.max(...all)) + 1, 0))];
+    return [Math.floor(Math.log10(Math.min(...all))) - 7, Math.ceil(Math.max(Math.log10(Math.max(...all)) + 1, 0))];
   }
 
   function readControls() {
