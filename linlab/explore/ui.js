@@ -55,12 +55,13 @@
     $(id).innerHTML = traces.filter((t) => t.showlegend !== false).map((t) => `<span><i style="border-top: 2px ${
       t.line.dash ? "dashed" : "solid"} ${t.line.color}"></i>${t.name}</span>`).join("");
   }
+  const MODE = (points) => (points < 30 ? "lines+markers" : "lines"); // a run that blew up at once still shows
   // no zoom layers: a redraw costs half as much (a fresh object each time: plotly writes into layouts)
   const fixed = (axis) => ({ fixedrange: true, ...axis });
 
   function lossChart(c) {
     const h = run.history, x = h.map((_, i) => i), floors = S.floors[c.reduction], r = Math.min(...run.widths);
-    const traces = [{ x, y: h, name: "loss", mode: "lines", line: { color: "#1f4e79", width: 2 } }];
+    const traces = [{ x, y: h, name: "loss", mode: MODE(h.length), line: { color: "#1f4e79", width: 2 } }];
     const line = (y, name, color, dash) => ({ x: [0, Math.max(run.epochs, 1)], y: [y, y], name, mode: "lines", line: { color, dash, width: 1.5 } });
     if (floors.ls_loss > 0) traces.push(line(floors.ls_loss, `least-squares optimum L* = ${fmt(floors.ls_loss, 4)}`, "#27ae60", "dash"));
     if (r < floors.fitted_rank) traces.push(line(floors.loss[r - 1], `rank-${r} floor = ${fmt(floors.loss[r - 1], 4)}`, "#d68910", "dot"));
@@ -72,7 +73,8 @@
     const m = run.sv[0].length, colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
     const traces = [];
     for (let i = 0; i < Math.min(m, 6); i++) {
-      traces.push({ x: run.svEpochs, y: run.sv.map((s) => s[i]), name: `σ${i + 1}(W)`, mode: "lines", line: { color: colors[i], width: 2 } });
+      traces.push({ x: run.svEpochs, y: run.sv.map((s) => s[i]), name: `σ${i + 1}(W)`, mode: MODE(run.sv.length),
+        line: { color: colors[i], width: 2 } });
       traces.push({ x: [0, Math.max(run.epochs, 1)], y: [S.ls_sv[i], S.ls_sv[i]], name: `σ${i + 1} target`, mode: "lines",
         line: { color: colors[i], dash: "dash", width: 1 }, showlegend: i === 0, legendgroup: "target" });
     }
@@ -137,7 +139,8 @@
       }
     }
     stats.runs += 1; stats.lastMs = performance.now() - t0; rendering = false;
-    $("timing").textContent = `${run ? run.epochs : 0} epochs trained and diagnosed in ${stats.trainMs.toFixed(1)} ms; `
+    const n = run ? run.epochs : 0;
+    $("timing").textContent = `${n} epoch${n === 1 ? "" : "s"} trained and diagnosed in ${stats.trainMs.toFixed(1)} ms; `
       + `curve redrawn after ${(stats.curveMs || 0).toFixed(1)} ms, all views after ${stats.lastMs.toFixed(1)} ms`;
     const done = waiters; waiters = [];
     done.forEach((w) => w(api.state()));
