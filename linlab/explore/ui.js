@@ -1,5 +1,6 @@
 /* linlab explorer: the controls and the charts (plotly.js). Every change of a control
- * re-runs the whole training (LinlabRules.train) and redraws, at most once per frame. */
+ * re-runs the whole training (LinlabRules.train) and redraws; changes that come during a
+ * redraw coalesce into one more. */
 "use strict";
 
 (function () {
@@ -11,7 +12,8 @@
   let controls = { ...D.controls }, run = null, diagnosis = null, error = null;
   let pending = false, rendering = false, waiters = []; // a redraw is scheduled / under way
   const stats = { runs: 0, lastMs: null, trainMs: null, curveMs: null };
-  const PLOT_CONFIG = { displaylogo: false, responsive: true };
+  // not plotly's `responsive` (it re-measures the page on every redraw): a resize listener below
+  const PLOT_CONFIG = { displaylogo: false };
 
   function lrBounds() { // log10 of the lr slider's ends: from 1e-7 of the smallest depth-1 bound (deep,
     // wide networks from unit-scale factors are that much sharper) to 10x the largest, and at least Adam's 1
@@ -113,6 +115,20 @@
   async function render() {
     pending = false; rendering = true;
     const t0 = performance.now(), c = readControls();
+    try {
+      await trainAndDraw(c, t0);
+    } finally {
+      stats.runs += 1; stats.lastMs = performance.now() - t0; rendering = false;
+    }
+    const n = run ? run.epochs : 0;
+    $("timing").textContent = `${n} epoch${n === 1 ? "" : "s"} trained and diagnosed in ${stats.trainMs.toFixed(1)} ms; `
+      + `curve redrawn after ${(stats.curveMs || 0).toFixed(1)} ms, all views after ${stats.lastMs.toFixed(1)} ms`;
+    if (pending) { setTimeout(render, 0); return; } // a change came during this redraw: the waiters wait on
+    const done = waiters; waiters = [];
+    done.forEach((w) => w(api.state()));
+  }
+
+  async function trainAndDraw(c, t0) {
     controls = c;
     showValues(c);
     try {
@@ -122,32 +138,26 @@
     } catch (e) {
       error = String(e.message || e);
     }
-    const t1 = performance.now();
-    stats.trainMs = t1 - t0;
+    stats.trainMs = performance.now() - t0;
     showOutcome();
-    if (!error) { // the loss curve first; the other views in the next frame, unless a newer change came
-      const [traces, layout] = lossChart(c);
-      legend("loss-legend", traces);
-      await Plotly.react("loss-chart", traces, layout, PLOT_CONFIG);
-      stats.curveMs = performance.now() - t0;
-      await new Promise((resolve) => requestAnimationFrame(resolve));
-      stats.curveShownAt = performance.now(); // the frame that shows the new curve
-      if (!pending) {
-        const [svTraces, svLayout] = svChart();
-        legend("sv-legend", svTraces);
-        await Promise.all([Plotly.react("sv-chart", svTraces, svLayout, PLOT_CONFIG), Plotly.react("w-chart", ...wChart(), PLOT_CONFIG)]);
-      }
-    }
-    stats.runs += 1; stats.lastMs = performance.now() - t0; rendering = false;
-    const n = run ? run.epochs : 0;
-    $("timing").textContent = `${n} epoch${n === 1 ? "" : "s"} trained and diagnosed in ${stats.trainMs.toFixed(1)} ms; `
-      + `curve redrawn after ${(stats.curveMs || 0).toFixed(1)} ms, all views after ${stats.lastMs.toFixed(1)} ms`;
-    const done = waiters; waiters = [];
-    done.forEach((w) => w(api.state()));
+    if (error) return;
+    const [traces, layout] = lossChart(c); // the loss curve first; the other views in the next frame
+    legend("loss-legend", traces);
+    await Plotly.react("loss-chart", traces, layout, PLOT_CONFIG);
+    stats.curveMs = performance.now() - t0;
+    await new Promise((resolve) => requestAnimationFrame(resolve));
+    stats.curveShownAt = performance.now(); // the frame that shows the new curve
+    if (pending) return; // a newer change came: its redraw replaces these views
+    const [svTraces, svLayout] = svChart();
+    legend("sv-legend", svTraces);
+    await Promise.all([Plotly.react("sv-chart", svTraces, svLayout, PLOT_CONFIG),
+      Plotly.react("w-chart", ...wChart(), PLOT_CONFIG)]);
   }
 
-  function schedule() {
-    if (!pending) { pending = true; requestAnimationFrame(render); }
+  function schedule() { // at once when idle; during a redraw, once more after it (changes coalesce)
+    if (pending) return;
+    pending = true;
+    if (!rendering) setTimeout(render, 0);
   }
 
   const api = {
@@ -175,5 +185,6 @@
   writeControls(controls);
   ["depth", "width", "lr", "init_scale", "epochs", "seed"].forEach((id) => $(id).addEventListener("input", schedule));
   ["init", "optimizer", "reduction", "seed"].forEach((id) => $(id).addEventListener("change", schedule));
+  window.addEventListener("resize", () => ["loss-chart", "sv-chart", "w-chart"].forEach((id) => Plotly.Plots.resize(id)));
   schedule();
 })();
