@@ -163,7 +163,20 @@ def _script_json(value) -> str:
 
 
 def explorer_html(data: Dataset, **options) -> str:
-    """The explorer page for `data` as one HTML string (see :func:`write_explorer`)."""
+    """The explorer page for `data` as one HTML string.
+
+    Parameters
+    ----------
+    data : Dataset
+    **options
+        The page's starting controls, as in :func:`write_explorer`.
+
+    Returns
+    -------
+    str
+        The page: template, inlined plotly.js, the page's script and the statistics of
+        :func:`explorer_stats` with the controls and the stop rules, as JSON.
+    """
     stats = explorer_stats(data)
     controls = _check_options(stats, options)
     rules = {name: getattr(TrainConfig(), name) for name in RULES}
