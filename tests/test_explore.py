@@ -116,3 +116,13 @@ def test_cli_bad_input_exits_2_without_a_traceback(in_tmp, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not list(in_tmp.glob("*.html"))
+
+
+def test_open_hands_the_file_url_to_the_browser(in_tmp, monkeypatch):
+    import webbrowser
+
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", opened.append)
+    result = run_cli("explore", "--data", "synthetic:n=50,d=2,k=2", "--depth", "1", "--open")
+    assert result.exit_code == 0, result.output
+    assert opened == [(in_tmp / "explorer.html").resolve().as_uri()]
