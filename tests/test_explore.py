@@ -77,6 +77,7 @@ def test_the_page_embeds_statistics_never_rows_and_loads_nothing(seed_data):
     (dict(width=41), "give an integer from 1 to 40 (4×max(d, k))"),
     (dict(lr=0.0), "lr=0.0 is not valid"),
     (dict(optimizer="rmsprop"), "give one of sgd, momentum, adam"),
+    (dict(init_scale=100.0), "init_scale=100.0 is not valid for the explorer; give a number from 0.001 to 10"),
     (dict(epochs=True), "epochs=True is not valid"),
     (dict(colour="red"), "unknown explorer option(s) colour"),
 ])

@@ -132,7 +132,8 @@ def _check_options(stats: dict, options: dict) -> dict:
         ("width", _whole(o["width"], 1, top), f"an integer from 1 to {top} (4×max(d, k))"),
         ("lr", _positive(o["lr"]), "a number > 0"),
         ("init", o["init"] in INITS, f"one of {', '.join(INITS)}"),
-        ("init_scale", _positive(o["init_scale"]), "a number > 0"),
+        ("init_scale", _positive(o["init_scale"]) and 1e-3 <= o["init_scale"] <= 10,
+         "a number from 0.001 to 10 (the init scale slider's range)"),
         ("optimizer", o["optimizer"] in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
         ("epochs", _whole(o["epochs"], 10, MAX_EPOCHS), f"an integer from 10 to {MAX_EPOCHS}"),
         ("reduction", o["reduction"] in ("sum", "mean"), "sum or mean"),
@@ -216,7 +217,7 @@ def write_explorer(data: Dataset, path, **options) -> Path:
     **options
         Initial controls: ``depth`` (1-4, default 2), ``width`` (hidden units, 1 to
         4·max(d, k); default max(d, k)), ``lr`` (default: at depth 1 the optimal lr, deeper 2% of it),
-        ``init`` (normal, balanced, orthogonal), ``init_scale`` (1.0), ``optimizer``
+        ``init`` (normal, balanced, orthogonal), ``init_scale`` (0.001 to 10, default 1.0), ``optimizer``
         (sgd, momentum, adam), ``epochs`` (1000), ``reduction`` (sum, mean), ``seed`` (0).
 
     Returns
