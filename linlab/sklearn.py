@@ -357,7 +357,10 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         """The centred rows, each times √w with w normalised to mean 1."""
         with np.errstate(all="ignore"):
             root = np.sqrt(w * (len(w) / w.sum()))[:, None]
-            Xs = self._checked((X - x_off) * root, "X after centring")
+            Xc = X - x_off
+            # a constant column leaves only the mean's rounding (<= n·eps·max|x|): make it 0
+            Xc[:, np.abs(Xc).max(axis=0) <= len(X) * np.finfo(np.float64).eps * np.abs(X).max(axis=0)] = 0.0
+            Xs = self._checked(Xc * root, "X after centring")
             Ys = self._checked((Y - y_off) * root, "y after centring")
             if self.loss == "squared" and np.any(Xs) and not np.all(np.isfinite(Xs.T @ Xs)):
                 raise ValueError("XᵀX overflows float64; rescale X (e.g. with StandardScaler).")
@@ -419,7 +422,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         config = config.replace(tol=float(self.tol) * start)
         if warm_lr is not None:
             config = config.replace(lr=warm_lr)
-        elif config.lr == "auto" and not np.any(data.X):  # no variation in X: every gradient is zero
+        elif config.lr == "auto" and _flat(data):  # no variation in X: every gradient is zero
             config = config.replace(lr=1.0)
         last = []  # partial_fit: the final epoch, whose state() carries the optimizer on
 
@@ -462,7 +465,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         self._x_offset, self._y_offset, self._one_d = x_off, y_off, one_d
         self.lr_, self.outcome_ = float(result.lr), result.outcome
         self._set_coef()
-        if np.any(data.X):
+        if not _flat(data):
             self.diagnosis_ = diagnose(result, data)
         else:  # diagnose's bounds divide by λmax, which is 0 here
             self.diagnosis_ = Diagnosis(
@@ -500,3 +503,9 @@ def _end_to_end_bias(factors, biases) -> np.ndarray:
     for W, bj in zip(factors[1:], biases[1:]):
         b = b @ W + bj
     return b
+
+
+def _flat(data: Dataset) -> bool:
+    """True when XᵀX is zero (X is constant, or its variation underflows): nothing to fit."""
+    with np.errstate(all="ignore"):
+        return not np.any(data.X.T @ data.X)
