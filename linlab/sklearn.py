@@ -110,8 +110,9 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     outcome_ : str
         How linlab's loop stopped: "converged", "stalled" (tol on the improvement),
         "max_epochs".
-    diagnosis_ : linlab.diagnose.Diagnosis
-        What happened, compared with theory (least-squares optimum, rank floor, bounds).
+    diagnosis_ : linlab.diagnose.Diagnosis or None
+        What happened in the last ``fit``, compared with theory (least-squares optimum,
+        rank floor, bounds); None after ``partial_fit`` (one epoch on one batch).
     lr_ : float
         The learning rate used (``"auto"`` resolved).
     n_features_in_ : int
@@ -241,7 +242,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                      "val_history": None}
         result, state = self._run(data, config, factors, None if first else self._biases,
                                   warm_lr=None if first else self.lr_, resume=state)
-        self._store(result, data, config, x_off, y_off, one_d)
+        self._store(result, data, config, x_off, y_off, one_d, diagnosis=False)
         self.n_iter_ = (0 if first else self.n_iter_) + result.epochs
         curve = np.asarray(result.history, dtype=np.float64)
         self.loss_curve_ = curve if first else np.concatenate([self.loss_curve_, curve[-1:]])
@@ -457,7 +458,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         return (f"training diverged: lr={result.lr:.3g} exceeds the stability bound {bound:.3g} for "
                 f"this data (2/λmax of the Hessian); {result.message} Try lr <= {bound:.3g}, or lr=\"auto\".")
 
-    def _store(self, result, data, config, x_off, y_off, one_d):
+    def _store(self, result, data, config, x_off, y_off, one_d, diagnosis=True):
         from .diagnose import Diagnosis, diagnose
 
         self.factors_ = [np.asarray(W, dtype=np.float64) for W in result.factors]
@@ -465,7 +466,9 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         self._x_offset, self._y_offset, self._one_d = x_off, y_off, one_d
         self.lr_, self.outcome_ = float(result.lr), result.outcome
         self._set_coef()
-        if not _flat(data):
+        if not diagnosis:  # one epoch on one batch: no verdict to give
+            self.diagnosis_ = None
+        elif not _flat(data):
             self.diagnosis_ = diagnose(result, data)
         else:  # diagnose's bounds divide by λmax, which is 0 here
             self.diagnosis_ = Diagnosis(
