@@ -93,6 +93,10 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         > 0 prints linlab's progress line every 10 epochs.
     warm_start : bool, default=False
         ``fit`` starts from the factors of the previous fit instead of `init`.
+    compute_diagnosis : bool, default=True
+        Compare each ``fit`` with theory in ``diagnosis_`` (and warn about a rank floor).
+        It costs a few passes over the data (least squares, rank floor, Hessian spectrum),
+        often more than the training itself on large data; False skips it.
 
     Attributes
     ----------
@@ -112,7 +116,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         "max_epochs".
     diagnosis_ : linlab.diagnose.Diagnosis or None
         What happened in the last ``fit``, compared with theory (least-squares optimum,
-        rank floor, bounds); None after ``partial_fit`` (one epoch on one batch).
+        rank floor, bounds); None after ``partial_fit`` (one epoch on one batch) and with
+        ``compute_diagnosis=False``.
     lr_ : float
         The learning rate used (``"auto"`` resolved).
     n_features_in_ : int
@@ -148,7 +153,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     def __init__(self, widths=None, *, depth=1, width=None, fit_intercept=True, init=None, init_scale=0.1,
                  optimizer="sgd", lr="auto", momentum=0.0, loss="squared", max_iter=2000, tol=1e-5,
                  batch_size=None, engine="numpy", dtype="float64", random_state=None, verbose=0,
-                 warm_start=False):
+                 warm_start=False, compute_diagnosis=True):
         self.widths = widths
         self.depth = depth
         self.width = width
@@ -167,6 +172,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.compute_diagnosis = compute_diagnosis
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -199,7 +205,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         factors = self.factors_ if warm else self._initial_factors(config)
         biases = self._biases if warm else None
         result, _ = self._run(data, config, factors, biases, warm_lr=None)
-        self._store(result, data, config, x_off, y_off, one_d)
+        self._store(result, data, config, x_off, y_off, one_d, diagnosis=bool(self.compute_diagnosis))
         self.n_iter_ = result.epochs
         self.loss_curve_ = np.asarray(result.history, dtype=np.float64)
         self._state, self._sums = None, self._weighted_sums(X, Y, w)
@@ -486,6 +492,12 @@ class GDRegressor(RegressorMixin, BaseEstimator):
 
     def _warn(self, result, config):
         d = self.diagnosis_
+        if d is None:
+            if result.outcome == "max_epochs":
+                warnings.warn(f"GDRegressor stopped at max_iter={config.epochs} before the loss settled "
+                              f"({result.message}) Consider increasing max_iter.", ConvergenceWarning,
+                              stacklevel=3)
+            return
         if d.verdict in ("stalled_floor", "converged_floor"):
             n = d.numbers
             warnings.warn(
@@ -509,6 +521,10 @@ def _end_to_end_bias(factors, biases) -> np.ndarray:
 
 
 def _flat(data: Dataset) -> bool:
-    """True when XᵀX is zero (X is constant, or its variation underflows): nothing to fit."""
-    with np.errstate(all="ignore"):
-        return not np.any(data.X.T @ data.X)
+    """True when XᵀX is zero (X is constant, or its variation underflows): nothing to fit.
+
+    Every product x_i·x_j is at most m·m in size, m = max|x|, and m·m itself sits on XᵀX's
+    diagonal: XᵀX = 0 exactly when m·m rounds to 0.
+    """
+    m = float(np.abs(data.X).max())
+    return not m * m > 0

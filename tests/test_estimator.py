@@ -101,11 +101,16 @@ def test_warm_start_continues_from_the_previous_factors(problem):
     assert warm.loss_curve_[0] == pytest.approx(end, rel=1e-12)  # where the first fit ended
 
 
-def test_max_iter_warns_with_the_diagnosis(problem):
+@pytest.mark.parametrize("compute_diagnosis", [True, False])
+def test_max_iter_warns_with_the_diagnosis(problem, compute_diagnosis):
     X, Y = problem
     with pytest.warns(ConvergenceWarning, match="max_iter=5.*Consider increasing max_iter"):
-        est = GDRegressor(max_iter=5).fit(X, Y)
+        est = GDRegressor(max_iter=5, compute_diagnosis=compute_diagnosis).fit(X, Y)
     assert est.outcome_ == "max_epochs" and est.n_iter_ == 5
+    if compute_diagnosis:
+        assert est.diagnosis_.verdict == "still_improving"
+    else:
+        assert est.diagnosis_ is None
 
 
 def test_divergence_names_the_stability_bound(problem):
