@@ -363,7 +363,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     def _dataset(self, X, Y, w, x_off, y_off) -> Dataset:
         """The centred rows, each times √w with w normalised to mean 1."""
         with np.errstate(all="ignore"):
-            root = np.sqrt(w * (len(w) / w.sum()))[:, None]
+            root = 1.0 if np.all(w == w[0]) else np.sqrt(w * (len(w) / w.sum()))[:, None]  # equal: a no-op
             Xc = X - x_off
             # a constant column leaves only the mean's rounding (<= n·eps·max|x|): make it 0
             Xc[:, np.abs(Xc).max(axis=0) <= len(X) * np.finfo(np.float64).eps * np.abs(X).max(axis=0)] = 0.0
@@ -457,12 +457,9 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     def _divergence_message(self, result, data) -> str:
         from .diagnose import diagnose
 
-        d = diagnose(result, data)
-        bound = d.numbers.get("stable_lr")
-        if bound is None:
-            return f"training diverged: {result.message} Lower lr (e.g. 10x)."
-        return (f"training diverged: lr={result.lr:.3g} exceeds the stability bound {bound:.3g} for "
-                f"this data (2/λmax of the Hessian); {result.message} Try lr <= {bound:.3g}, or lr=\"auto\".")
+        d = diagnose(result, data)  # names the stability bound 2/λmax when theory gives one
+        how = result.message[:1].upper() + result.message[1:]
+        return f"training diverged: {d.message} {how} {' '.join(d.advice)}"
 
     def _store(self, result, data, config, x_off, y_off, one_d, diagnosis=True):
         from .diagnose import Diagnosis, diagnose
@@ -508,8 +505,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         elif result.outcome == "max_epochs":
             warnings.warn(
                 f"GDRegressor stopped at max_iter={config.epochs} before the loss settled "
-                f"({d.verdict}: {d.message}) Consider increasing max_iter"
-                + (", or lr=\"auto\"." if d.verdict == "too_slow" else "."), ConvergenceWarning, stacklevel=3)
+                f"({d.verdict}: {d.message}) {' '.join(d.advice)} Consider increasing max_iter.",
+                ConvergenceWarning, stacklevel=3)
 
 
 def _end_to_end_bias(factors, biases) -> np.ndarray:
