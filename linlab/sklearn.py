@@ -236,7 +236,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                 f"{self.factors_[-1].shape[1]}; partial_fit keeps the number of targets."
             )
         sums = self._weighted_sums(X, Y, w)
-        if not first:
+        if not first and self._sums is not None:
             sums = tuple(a + b for a, b in zip(sums, self._sums))
         x_off, y_off = (sums[0] / sums[2], sums[1] / sums[2]) if self.fit_intercept else self._offsets(X, Y, w)
         data = self._dataset(X, Y, w, x_off, y_off)
@@ -291,6 +291,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                  "rng": None, "lr": self.lr_}
         fitted = {"x_offset": self._x_offset, "y_offset": self._y_offset, "one_d": self._one_d,
                   "n_features_in": self.n_features_in_, "outcome": self.outcome_}
+        if self._sums is not None:  # partial_fit's running means go on from them
+            fitted["sums"] = list(self._sums)
         if hasattr(self, "feature_names_in_"):
             fitted["feature_names_in"] = [str(s) for s in self.feature_names_in_]
         params = {k: v for k, v in self.get_params().items() if k != "random_state"
@@ -329,7 +331,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         est.n_iter_, est.lr_ = int(ckpt["epoch"]), float(ckpt["lr"])
         est.loss_curve_ = ckpt["history"].numpy()
         est._set_coef()
-        est._state, est._sums, est.diagnosis_ = None, None, None
+        est._state, est.diagnosis_ = None, None
+        est._sums = tuple(fitted["sums"]) if "sums" in fitted else None
         return est
 
     # ------------------------------------------------------------ data

@@ -146,6 +146,15 @@ def test_widths_and_depth_are_exclusive(problem):
         GDRegressor(optimizer="adam").fit(X, Y)
 
 
+def test_partial_fit_goes_on_after_a_checkpoint_round_trip(problem, tmp_path):
+    X, Y = problem
+    est = GDRegressor(lr=0.01, random_state=0).partial_fit(X[:60], Y[:60])
+    loaded = GDRegressor.load_checkpoint(est.save_checkpoint(tmp_path / "model.pt"))
+    est.partial_fit(X[60:], Y[60:])
+    loaded.partial_fit(X[60:], Y[60:])  # a fresh optimizer state: plain SGD has none
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
 def test_checkpoint_refuses_a_training_checkpoint(tmp_path):
     from linlab.checkpoint import CheckpointError, save_checkpoint
 
