@@ -155,6 +155,19 @@ def test_partial_fit_goes_on_after_a_checkpoint_round_trip(problem, tmp_path):
     np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
 
 
+def test_feature_names_from_a_table_are_kept_and_checked(problem, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    X, Y = problem
+    table = pa.table({name: X[:, j] for j, name in enumerate("abcd")})
+    est = GDRegressor().fit(table, Y[:, 0])
+    assert est.feature_names_in_.tolist() == ["a", "b", "c", "d"]
+    loaded = GDRegressor.load_checkpoint(est.save_checkpoint(tmp_path / "model.pt"))
+    assert loaded.feature_names_in_.tolist() == ["a", "b", "c", "d"]
+    np.testing.assert_array_equal(loaded.predict(table), est.predict(table))
+    with pytest.raises(ValueError, match="feature names"):
+        est.predict(table.select(["b", "a", "c", "d"]))
+
+
 def test_checkpoint_refuses_a_training_checkpoint(tmp_path):
     from linlab.checkpoint import CheckpointError, save_checkpoint
 
