@@ -290,7 +290,10 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                  "optimizer": None, "history": self.loss_curve_, "val_history": None,
                  "rng": None, "lr": self.lr_}
         fitted = {"x_offset": self._x_offset, "y_offset": self._y_offset, "one_d": self._one_d,
-                  "n_features_in": self.n_features_in_, "outcome": self.outcome_}
+                  "n_features_in": self.n_features_in_, "outcome": self.outcome_,
+                  # as computed, not recomputed: a product of factors in another memory layout
+                  # may round differently, and predictions must stay bit for bit the same
+                  "coef": self.coef_, "intercept": np.asarray(self.intercept_)}
         if self._sums is not None:  # partial_fit's running means go on from them
             fitted["sums"] = list(self._sums)
         if hasattr(self, "feature_names_in_"):
@@ -322,7 +325,9 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             params["widths"] = tuple(params["widths"])
         est = cls(**params)
         est._config_used = checkpoint_config(ckpt)
-        factors, est._biases = checkpoint_params(ckpt)
+        factors, biases = checkpoint_params(ckpt)
+        factors = [np.ascontiguousarray(W) for W in factors]
+        est._biases = None if biases is None else [np.ascontiguousarray(b) for b in biases]
         est.factors_, est._x_offset, est._y_offset = factors, fitted["x_offset"], fitted["y_offset"]
         est._one_d, est.n_features_in_, est.outcome_ = bool(fitted["one_d"]), int(fitted["n_features_in"]), \
             str(fitted["outcome"])
@@ -330,7 +335,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             est.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
         est.n_iter_, est.lr_ = int(ckpt["epoch"]), float(ckpt["lr"])
         est.loss_curve_ = ckpt["history"].numpy()
-        est._set_coef()
+        est.coef_ = np.array(fitted["coef"], dtype=np.float64)
+        est.intercept_ = float(fitted["intercept"]) if est._one_d else np.array(fitted["intercept"])
         est._state, est.diagnosis_ = None, None
         est._sums = tuple(fitted["sums"]) if "sums" in fitted else None
         return est
@@ -342,8 +348,11 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         one_d = y.ndim == 1
         Y = y.reshape(-1, 1) if one_d else y
         w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-        if not w.sum() > 0:
-            raise ValueError("sample_weight sums to zero: at least one sample needs a positive weight.")
+        with np.errstate(over="ignore"):
+            total = float(w.sum())
+        if not 0 < total < np.inf:
+            raise ValueError(f"sample_weight sums to {total}; it needs a positive, finite sum: give at least "
+                             "one sample a positive weight, and scale huge weights down (only ratios matter).")
         return X, np.asarray(Y, dtype=np.float64), w, one_d
 
     def _offsets(self, X, Y, w):

@@ -39,18 +39,26 @@ def fitted(X, y, **params):
         return GDRegressor(**params).fit(X, y)
 
 
+ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True, width=64)
+
+
 @QUICK
-@given(problems(st.floats(allow_nan=True, allow_infinity=True, width=64)), st.sampled_from([1, 2]),
-       st.booleans())
-def test_any_input_fits_or_raises_a_value_error(problem, depth, fit_intercept):
+@given(problems(ANY_FLOAT), st.sampled_from([1, 2]), st.booleans(), st.booleans(), st.data())
+def test_any_input_fits_or_raises_a_value_error(problem, depth, fit_intercept, partial, data):
     X, y = problem
-    est = GDRegressor(depth=depth, fit_intercept=fit_intercept, max_iter=30, random_state=0)
+    weights = data.draw(st.none() | hnp.arrays(np.float64, len(X), elements=ANY_FLOAT))
+    est = GDRegressor(depth=depth, fit_intercept=fit_intercept, max_iter=30, lr=1e-3 if partial else "auto",
+                      random_state=0)
     try:
-        fitted(X, y, **est.get_params())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            (est.partial_fit if partial else est.fit)(X, y, sample_weight=weights)
     except ValueError as err:  # the documented error (DivergenceError is one)
         assert str(err)
         return
     assert np.isfinite(X).all() and np.isfinite(y).all()
+    assert weights is None or (np.isfinite(weights).all() and (weights >= 0).all() and 0 < weights.sum() < np.inf)
+    assert est.predict(X).shape == y.shape
 
 
 @QUICK
