@@ -453,9 +453,9 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             resume = {**resume, "lr": config.lr}
         result = linlab_fit(data, config, factors=factors, biases=biases, log=log,
                             callbacks=(keep,) if config.epochs == 1 else (), resume=resume)
-        self._config_used = config
-        if result.outcome == "diverged":
+        if result.outcome == "diverged":  # before any attribute changes: the model stays as it was
             raise DivergenceError(self._divergence_message(result, data))
+        self._config_used = config
         return result, (last[0].state() if last else None)
 
     def _start_loss(self, data, config, factors, biases) -> float:
