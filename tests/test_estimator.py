@@ -31,7 +31,13 @@ def ls_fit(X, Y, sample_weight=None):
 
 
 def test_importable_from_linlab_without_sklearn_at_import():
+    import subprocess
+    import sys
+
     assert linlab.GDRegressor is GDRegressor
+    code = ("import sys, linlab; assert 'sklearn' not in sys.modules; "
+            "linlab.GDRegressor; assert 'sklearn' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.parametrize("depth", [1, 3])
