@@ -29,6 +29,7 @@ def train(data: Dataset, config: TrainConfig | None = None, **settings) -> RunRe
 
 _LAZY = {  # public names whose modules pull in torch or pyarrow: imported on first use
     "DeepLinear": "linlab._module",
+    "GDRegressor": "linlab.sklearn",  # needs scikit-learn: pip install "linlab[sklearn]"
     "advise": "linlab.theory.advice",
     "diagnose": "linlab.diagnose",
     "sweep": "linlab.sweeps",
@@ -45,6 +46,6 @@ def __getattr__(name):
 
 
 __all__ = [
-    "Dataset", "DeepLinear", "RunResult", "TrainConfig", "advise", "diagnose", "end_to_end", "fit",
+    "Dataset", "DeepLinear", "GDRegressor", "RunResult", "TrainConfig", "advise", "diagnose", "end_to_end", "fit",
     "init_factors", "load_file", "n_params", "seed_dataset", "seed_factors", "sweep", "synthetic", "train",
 ]

@@ -6,7 +6,9 @@ array of Python objects is refused with a message saying how to save numbers ins
 
 from __future__ import annotations
 
+import tokenize
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +58,7 @@ def _read_header(path: Path) -> tuple[tuple, bool, np.dtype, int]:
             read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             shape, fortran, dtype = read(f)
             return shape, fortran, dtype, f.tell()
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as exc:  # numpy's header parser
         raise DataError(
             f"{path} is not a readable NPY file ({exc}); save arrays with np.save(path, a).", path=path
         ) from None
@@ -120,7 +122,8 @@ def _npz_member(npz, path: Path, key: str) -> np.ndarray:
         if "allow_pickle" in str(exc):
             raise DataError(f"{path}: array {key!r} holds Python objects. {_NO_PICKLE}", path=path) from None
         raise DataError(f"{path}: array {key!r} cannot be read ({exc}).", path=path) from None
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, SyntaxError, tokenize.TokenError,
+            NotImplementedError, RuntimeError) as exc:  # zipfile: unknown compression, encrypted member
         raise DataError(f"{path}: array {key!r} is damaged ({exc}); save the file again.", path=path) from None
 
 
@@ -156,7 +159,8 @@ class NpzFile:
         path = Path(path)
         try:
             npz = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile,
+                NotImplementedError) as exc:  # zipfile: "zip file version 6.4" and the like
             raise DataError(
                 f"{path} is not a readable NPZ archive ({exc}); it may be truncated. Save it again with "
                 "np.savez(path, X=X, Y=Y).", path=path,
