@@ -1,0 +1,80 @@
+"""Faults and hostile inputs: edited checkpoints, a full disk, grids and sizes past any machine,
+and the messages that must name the real problem."""
+
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+
+from linlab import checkpoint as ck
+from linlab.checkpoint import CheckpointCallback, CheckpointError, load_checkpoint
+from linlab.config import TrainConfig
+from linlab.data import synthetic
+from linlab.engines import fit
+
+
+@pytest.fixture(scope="module")
+def checkpoint_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "good.pt"
+    cb = CheckpointCallback(path)
+    data = synthetic(n=30, d=4, k=2, noise=0.1, seed=5)
+    cb.final(fit(data, TrainConfig(widths=(4, 3, 2), optimizer="adam", lr=1e-2, epochs=4), callbacks=[cb]))
+    return path
+
+
+def _edited(path, tmp_path, weight=None, **change):
+    obj = torch.load(path, weights_only=True)
+    if weight is not None:
+        obj["state_dict"] = {**obj["state_dict"], "layers.0.weight": weight(obj["state_dict"]["layers.0.weight"])}
+    out = tmp_path / "edited.pt"
+    torch.save({**obj, **change}, out)
+    return out
+
+
+def _poisoned(T):
+    T = T.clone()
+    T[0, 0] = float("inf")
+    return T
+
+
+@pytest.mark.parametrize("weight, change, message", [
+    (None, dict(lr=-1.0), r"lr=-1.0 is not a finite number > 0"),
+    (None, dict(lr=float("nan")), r"lr=nan is not a finite number > 0"),
+    (None, dict(lr=0.0), r"lr=0.0 is not a finite number > 0"),
+    (_poisoned, {}, r"state_dict\['layers.0.weight'\] \(1 of 12 entries\) is not finite"),
+    (lambda T: T.to(torch.complex128), {}, r"holds complex128 values, not real floats"),
+    (lambda T: T.to(torch.int64), {}, r"holds int64 values, not real floats"),
+])
+def test_an_edited_checkpoint_is_refused_by_name(checkpoint_file, tmp_path, weight, change, message):
+    edited = _edited(checkpoint_file, tmp_path, weight, **change)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(edited)
+    load_checkpoint(checkpoint_file)  # the untouched one still loads
+
+
+def test_non_finite_optimizer_buffers_are_refused(checkpoint_file, tmp_path):
+    obj = torch.load(checkpoint_file, weights_only=True)
+    key = next(k for k, v in obj["optimizer"].items() if isinstance(v, (list, dict, torch.Tensor)))
+    obj["optimizer"][key] = ck._encode(_nan_like(ck._to_numpy(obj["optimizer"][key])), "x")
+    torch.save(obj, tmp_path / "edited.pt")
+    with pytest.raises(CheckpointError, match=r"optimizer\[.*is not finite"):
+        load_checkpoint(tmp_path / "edited.pt")
+
+
+def _nan_like(value):
+    if isinstance(value, np.ndarray):
+        return np.full_like(value, np.nan) if value.dtype.kind == "f" else value
+    if isinstance(value, dict):
+        return {k: _nan_like(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_nan_like(v) for v in value)
+    return value
+
+
+def test_predict_never_prints_nan_rows_from_a_poisoned_model(checkpoint_file, in_tmp):
+    edited = _edited(checkpoint_file, in_tmp, _poisoned)
+    (in_tmp / "new.csv").write_text("a,b,c,d\n1,2,3,4\n")
+    result = run_cli("predict", "--checkpoint", edited, "--input", "new.csv")
+    assert result.exit_code == 2 and "nan" not in result.stdout.lower()
+    assert "is not finite" in result.output
