@@ -9,10 +9,21 @@ the folder is fsynced so the rename itself survives a crash.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+# a write that fails because the device or the user's quota has no room left
+FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+class DiskFullError(OSError):
+    """A write refused for lack of space; the target is left as it was. The CLI exits 2."""
+
+    def __str__(self):
+        return self.strerror
 
 
 def atomic_write(path, write: Callable) -> Path:
@@ -36,12 +47,22 @@ def atomic_write(path, write: Callable) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in FULL:
+            raise _disk_full(path, e) from None
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _disk_full(path: Path, e: OSError) -> DiskFullError:
+    kept = f"{path} is unchanged" if path.exists() else f"{path} was not created"
+    return DiskFullError(
+        e.errno, f"could not write {path}: its disk is full ({e.strerror}); {kept} and no partial "
+        "file is left. Free some space (or raise the quota), or write to another folder."
+    )
 
 
 def clean_temp_files(path) -> list[Path]:

@@ -2,11 +2,15 @@
 and the messages that must name the real problem."""
 
 
+import errno
+import os
+
 import numpy as np
 import pytest
 import torch
 from conftest import run_cli
 
+from linlab import atomic
 from linlab import checkpoint as ck
 from linlab.checkpoint import CheckpointCallback, CheckpointError, load_checkpoint
 from linlab.config import TrainConfig
@@ -78,3 +82,54 @@ def test_predict_never_prints_nan_rows_from_a_poisoned_model(checkpoint_file, in
     result = run_cli("predict", "--checkpoint", edited, "--input", "new.csv")
     assert result.exit_code == 2 and "nan" not in result.stdout.lower()
     assert "is not finite" in result.output
+
+
+# ---------------------------------------------------------------- a full disk
+
+SMALL_GRID = """
+data = "synthetic:n=40,d=3,k=1,seed=1"
+[fixed]
+epochs = 20
+[grid]
+lr = [1e-3, 1e-2]
+seed = [0, 1]
+"""
+
+
+def _fill_the_disk(monkeypatch):
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+
+
+@pytest.mark.parametrize("before, command, written", [
+    ([], ["train", "--data", "seed", "--epochs", "30", "--checkpoint", "run.pt"], "run.pt"),
+    (["sweep", "--config", "grid.toml", "--out", "runs.parquet"],
+     ["sweep", "--config", "more.toml", "--out", "runs.parquet", "--resume"], "runs.parquet"),
+    (["sweep", "--config", "grid.toml", "--out", "runs.csv"],
+     ["sweep", "--config", "more.toml", "--out", "runs.csv", "--resume"], "runs.histories.csv"),
+    (["predict", "--checkpoint", "run.pt", "--input", "new.csv", "--output", "pred.csv"],
+     ["predict", "--checkpoint", "run.pt", "--input", "new.csv", "--output", "pred.csv"], "pred.csv"),
+])
+def test_a_full_disk_is_a_clear_error_and_the_old_file_survives(in_tmp, monkeypatch, before, command, written):
+    (in_tmp / "grid.toml").write_text(SMALL_GRID)
+    (in_tmp / "more.toml").write_text(SMALL_GRID.replace("seed = [0, 1]", "seed = [0, 1, 2]"))
+    (in_tmp / "new.csv").write_text(",".join(f"x{i}" for i in range(10)) + "\n" + ",".join("1" * 10) + "\n")
+    assert run_cli("train", "--data", "seed", "--epochs", "20", "--checkpoint", "run.pt").exit_code == 0
+    assert not before or run_cli(*before).exit_code == 0
+    kept = {p.name: p.read_bytes() for p in in_tmp.iterdir()}
+    _fill_the_disk(monkeypatch)
+    result = run_cli(*command)
+    assert result.exit_code == 2, result.output
+    assert f"could not write {written}" in result.output and "its disk is full" in result.output
+    assert "unchanged" in result.output and "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in in_tmp.iterdir()} == kept  # nothing lost, nothing left
+
+
+def test_a_full_disk_keeps_errno_for_callers(tmp_path, monkeypatch):
+    _fill_the_disk(monkeypatch)
+    with pytest.raises(OSError) as caught:
+        atomic.atomic_write(tmp_path / "new.bin", lambda f: f.write(b"x"))
+    assert caught.value.errno == errno.ENOSPC and "was not created" in str(caught.value)
+    assert not list(tmp_path.iterdir())
