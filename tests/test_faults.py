@@ -133,3 +133,42 @@ def test_a_full_disk_keeps_errno_for_callers(tmp_path, monkeypatch):
         atomic.atomic_write(tmp_path / "new.bin", lambda f: f.write(b"x"))
     assert caught.value.errno == errno.ENOSPC and "was not created" in str(caught.value)
     assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------- sizes past any machine
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(seed=2**64), r"seed=18446744073709551616 must be an integer in \[0, 2\*\*63 - 1\]"),
+    (dict(epochs=1e12), r"epochs=1,000,000,000,000 would keep loss histories of .* GiB"),
+    (dict(epochs=float("inf")), r"epochs=inf must be an integer"),
+    (dict(epochs=float("nan")), r"epochs=nan must be an integer"),
+    (dict(batch_size=2**70), r"batch_size=.* must be a positive integer"),
+    (dict(widths=(10, 100_000_000, 2)), r"1,200,000,000 parameters: .* past the 2 GiB a run may use"),
+])
+def test_configs_no_machine_could_run_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**change)
+
+
+def test_the_largest_configs_still_allowed():
+    TrainConfig(widths=(8192, 8192), epochs=2**27 - 1)
+    TrainConfig(widths=(8192, 16384), dtype="float32", seed=2**63 - 1)
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "--epochs", "1000000000000"],
+    ["train", "--widths", "10,100000000,2"],
+    ["train", "--seed", str(2**64)],
+])
+def test_train_refuses_sizes_past_the_budget(in_tmp, command):
+    result = run_cli(*command)
+    assert result.exit_code == 2 and result.output.startswith("Error: ") and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("axis", ["seed = [18446744073709551616]", "epochs = [1e12]", "epochs = [inf]"])
+def test_a_grid_with_an_impossible_value_is_refused_before_any_run(in_tmp, axis):
+    (in_tmp / "grid.toml").write_text(f'data = "synthetic:n=40,d=3,k=1,seed=1"\n[grid]\nlr = [1e-3]\n{axis}\n')
+    result = run_cli("sweep", "--config", "grid.toml", "--out", "runs.parquet")
+    assert result.exit_code == 2 and "(in the run with" in result.output, result.output
+    assert not (in_tmp / "runs.parquet").exists()
