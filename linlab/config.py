@@ -166,7 +166,7 @@ class TrainConfig:
         for name in ("epochs", "seed", "stall_window", "log_every", "step_size"):
             value, low = getattr(self, name), 0 if name in ("epochs", "seed") else 1
             if not _whole(value) or not low <= value <= INT_MAX:
-                raise ValueError(f"{name}={value!r} must be an integer in [{low}, 2**63 - 1].")
+                raise ValueError(f"{name}={value!r} must be an integer >= {low} (and <= 2**63 - 1).")
             setattr(self, name, int(value))
         if self.batch_size is not None and (not _whole(self.batch_size) or not 1 <= self.batch_size <= INT_MAX):
             raise ValueError(f"batch_size={self.batch_size} must be a positive integer, or None for full batch.")
