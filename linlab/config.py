@@ -16,6 +16,22 @@ SCHEDULES = ("constant", "step", "exponential", "cosine")
 DTYPES = ("float64", "float32")
 MEMORY_BUDGET = 2 * 1024**3  # bytes one run may hold: its parameters' copies and its loss histories
 INT_MAX = 2**63 - 1  # what a result table's int64 columns hold
+MAX_DEPTH = 10_000  # layers of one run: a Python loop over them each step
+
+
+def check_depth(depth: int, where: str = "depth") -> None:
+    """Refuse a depth past `MAX_DEPTH` before anything of that length is built.
+
+    Examples
+    --------
+    >>> check_depth(10**9)
+    Traceback (most recent call last):
+    ...
+    ValueError: depth=1000000000 is more than the 10,000 layers a run may have; use fewer layers.
+    """
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{where}={depth} is more than the {MAX_DEPTH:,} layers a run may have; "
+                         "use fewer layers.")
 
 
 def parse_widths(widths) -> tuple[int, ...]:
@@ -66,6 +82,7 @@ def _whole(value) -> bool:
 def _check_size(config) -> None:
     # a run holds its parameters with gradients and optimizer state (about 4 copies) and two
     # float64 loss histories of epochs + 1 entries: either past the budget can never run
+    check_depth(config.depth)
     itemsize = 8 if config.dtype == "float64" else 4
     params = sum(a * b for a, b in zip(config.widths[:-1], config.widths[1:]))
     if 4 * itemsize * params > MEMORY_BUDGET:

@@ -3,12 +3,16 @@ and the messages that must name the real problem."""
 
 
 import errno
+import itertools
 import os
+import re
 
 import numpy as np
 import pytest
 import torch
 from conftest import run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from linlab import atomic
 from linlab import checkpoint as ck
@@ -16,6 +20,7 @@ from linlab.checkpoint import CheckpointCallback, CheckpointError, load_checkpoi
 from linlab.config import TrainConfig
 from linlab.data import synthetic
 from linlab.engines import fit
+from linlab.sweeps.grid import Grid, count_runs, expand, iter_runs
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +177,54 @@ def test_a_grid_with_an_impossible_value_is_refused_before_any_run(in_tmp, axis)
     result = run_cli("sweep", "--config", "grid.toml", "--out", "runs.parquet")
     assert result.exit_code == 2 and "(in the run with" in result.output, result.output
     assert not (in_tmp / "runs.parquet").exists()
+
+
+# ---------------------------------------------------------------- grids past any machine
+
+BIG_GRID = 'data = "synthetic:n=40,d=3,k=1,seed=1"\n[fixed]\nepochs = 5\n[grid]\nlr = [1e-3]\n'
+
+
+def test_grid_axes_stay_lazy_and_the_runs_are_counted_without_expanding():
+    grid = Grid(axes={"depth": [1, 2, 3], "width": {"range": [1, 10**12]}, "seed": {"range": [0, 10**12]}})
+    assert count_runs(grid) == (1 + 2 * 10**12) * (10**12 + 1)
+    runs = iter_runs(grid, synthetic(n=20, d=3, k=1, seed=0))
+    assert [next(runs).config.seed for _ in range(3)] == [0, 1, 2]
+
+
+@given(depths=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+       widths=st.lists(st.integers(1, 5), min_size=1, max_size=3),
+       seeds=st.lists(st.integers(0, 3), min_size=1, max_size=3))
+@settings(max_examples=25, deadline=None)
+def test_lazy_expansion_is_the_cartesian_product_in_order(depths, widths, seeds):
+    grid = Grid(axes={"depth": depths, "width": widths, "seed": seeds})
+    data = synthetic(n=10, d=3, k=1, seed=0)
+    shapes = sorted({(3, *[w] * (L - 1), 1) for L in depths for w in widths}, key=lambda s: (len(s), s))
+    product = list(dict.fromkeys((s, seed) for s, seed in itertools.product(shapes, seeds)))
+    assert [(r.config.widths, r.config.seed) for r in expand(grid, data)] == product
+    assert count_runs(grid) == len(shapes) * len(seeds) >= len(product)
+
+
+@pytest.mark.parametrize("axis, message", [
+    ("seed = {range = [0, 9999999]}", r"makes 10,000,000 runs, more than --max-runs 100,000"),
+    ("lr = {log_range = [1e-6, 1e-3, 1e12]}", r"asks for 1,000,000,000,000 values; a log_range gives at most"),
+    ("depth = {range = [1, 1000000000]}\nwidth = [2]", r"grid.depth=1000000000 is more than the 10,000 layers"),
+])
+def test_a_huge_grid_is_refused_at_once_with_its_size(in_tmp, axis, message):
+    (in_tmp / "grid.toml").write_text(BIG_GRID.replace("lr = [1e-3]", axis))
+    result = run_cli("sweep", "--config", "grid.toml", "--out", "runs.parquet")
+    assert result.exit_code == 2 and re.search(message, result.output), result.output
+    assert not (in_tmp / "runs.parquet").exists()
+
+
+def test_max_runs_and_yes_confirm_a_large_grid(in_tmp):
+    (in_tmp / "grid.toml").write_text(BIG_GRID.replace("lr = [1e-3]", "seed = {range = [0, 4]}"))
+    refused = run_cli("sweep", "--config", "grid.toml", "--max-runs", "4")
+    assert refused.exit_code == 2 and "confirm with --max-runs 5 (or --yes)" in refused.output
+    assert run_cli("sweep", "--config", "grid.toml", "--max-runs", "5", "--json").exit_code == 0
+    result = run_cli("sweep", "--config", "grid.toml", "--max-runs", "1", "--yes", "--out", "again.parquet")
+    assert result.exit_code == 0 and "sweep: 5 runs in grid.toml" in result.output
+
+
+def test_train_refuses_a_depth_no_run_could_have(in_tmp):
+    result = run_cli("train", "--depth", "1000000000", "--width", "1")
+    assert result.exit_code == 2 and "more than the 10,000 layers" in result.output
