@@ -3,6 +3,7 @@ and the messages that must name the real problem."""
 
 
 import errno
+import io
 import itertools
 import os
 import re
@@ -10,7 +11,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import cli_json, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -228,3 +229,29 @@ def test_max_runs_and_yes_confirm_a_large_grid(in_tmp):
 def test_train_refuses_a_depth_no_run_could_have(in_tmp):
     result = run_cli("train", "--depth", "1000000000", "--width", "1")
     assert result.exit_code == 2 and "more than the 10,000 layers" in result.output
+
+
+# ---------------------------------------------------------------- data larger than any machine
+
+
+def test_an_npy_header_whose_size_overflows_is_refused(in_tmp):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (2**32, 2**32)})
+    (in_tmp / "huge.npy").write_bytes(header.getvalue().ljust(128, b"\0"))
+    result = run_cli("train", "--data", "huge.npy")
+    assert result.exit_code == 2 and "huge.npy is truncated" in result.output
+    assert "147573952589676413056 bytes" in result.output  # 2**64 * 8 + 128, not wrapped around
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("synthetic:n=1e11", r"n=100,000,000,000, d=10, k=2 needs about .* GiB, more than this machine's"),
+    ("synthetic:d=100000000", r"more than this machine's .*; use d <= "),
+    ("synthetic:n=1.5", r"n='1.5' is not a valid integer"),
+])
+def test_synthetic_data_past_the_machines_memory_is_refused(in_tmp, spec, message):
+    result = run_cli("train", "--data", spec)
+    assert result.exit_code == 2 and re.search(message, result.output), result.output
+
+
+def test_synthetic_sizes_may_be_written_as_floats(in_tmp):
+    assert cli_json("train", "--data", "synthetic:n=2e2,d=3,k=1", "--epochs", "2")["config"]["widths"] == [3, 1]
