@@ -255,3 +255,75 @@ def test_synthetic_data_past_the_machines_memory_is_refused(in_tmp, spec, messag
 
 def test_synthetic_sizes_may_be_written_as_floats(in_tmp):
     assert cli_json("train", "--data", "synthetic:n=2e2,d=3,k=1", "--epochs", "2")["config"]["widths"] == [3, 1]
+
+
+# ---------------------------------------------------------------- messages that name the real problem
+
+ROWS = "a,b,y\n1,2,3\n2,3,5\n4,1,5\n5,5,10\n"
+
+
+def test_a_fifo_or_a_device_is_named_for_what_it_is(in_tmp):
+    os.mkfifo(in_tmp / "pipe.csv")
+    for path, what in (("pipe.csv", "a named pipe (FIFO)"), ("/dev/zero", "a character device")):
+        result = run_cli("train", "--data", path)
+        assert result.exit_code == 2 and f"{path} is {what}, not a regular file" in result.output
+        assert "does not exist" not in result.output
+
+
+@pytest.mark.parametrize("encoding, named", [("utf-16", "UTF-16"), ("utf-16-le", "UTF-16"), ("utf-32", "UTF-32")])
+def test_utf16_and_utf32_text_is_named(in_tmp, encoding, named):
+    (in_tmp / "wide.csv").write_bytes(ROWS.encode(encoding))
+    result = run_cli("train", "--data", "wide.csv")
+    assert result.exit_code == 2 and f"wide.csv is {named} text" in result.output
+    assert f"iconv -f {named} -t UTF-8" in result.output
+
+
+def test_binary_data_is_not_taken_for_text(in_tmp):
+    (in_tmp / "blob.csv").write_bytes(bytes(range(256)) * 4)
+    result = run_cli("train", "--data", "blob.csv")
+    assert result.exit_code == 2 and "binary data, not delimited text" in result.output
+
+
+def test_parquet_integers_past_2_to_53_round_like_csv(in_tmp):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    big = 2**53 + 1
+    pq.write_table(pa.table({"a": [1, 2, 3, 4], "y": [big, 2, 3, 4]}), in_tmp / "big.parquet")
+    (in_tmp / "big.csv").write_text(f"a,y\n1,{big}\n2,2\n3,3\n4,4\n")
+    from linlab.data.files import load_file
+
+    assert load_file(in_tmp / "big.parquet").Y[0, 0] == load_file(in_tmp / "big.csv").Y[0, 0] == float(big)
+    assert run_cli("train", "--data", "big.parquet", "--epochs", "2").exit_code == 0
+
+
+def test_overflowing_data_is_not_called_all_zeros(in_tmp):
+    (in_tmp / "huge.csv").write_text("a,b,y\n1e300,2e300,1\n3e300,1e300,2\n2e300,2e300,3\n")
+    for command in (["advise"], ["train", "--lr", "auto"]):
+        result = run_cli(*command, "--data", "huge.csv")
+        assert result.exit_code == 2 and "XᵀX overflows float64" in result.output
+        assert "all zeros" not in result.output
+
+
+@pytest.mark.parametrize("fraction, blamed", [
+    ("0.9", "puts all 3 in validation and leaves none for training; use val_fraction < 0.833"),
+    ("0.1", "leaves no row for validation; use val_fraction >= 0.167"),
+])
+def test_val_fraction_names_the_part_left_empty(in_tmp, fraction, blamed):
+    (in_tmp / "three.csv").write_text("a,b,y\n1,2,3\n2,3,5\n4,1,5\n")
+    result = run_cli("train", "--data", "three.csv", "--val-fraction", fraction)
+    assert result.exit_code == 2 and blamed in result.output
+
+
+def test_predict_reads_the_csv_a_model_with_repeated_column_names_was_trained_on(in_tmp):
+    (in_tmp / "dup.csv").write_text("a,a,y\n1,2,3\n2,3,5\n4,1,5\n5,5,10\n6,1,7\n")
+    assert run_cli("train", "--data", "dup.csv", "--epochs", "3", "--checkpoint", "dup.pt").exit_code == 0
+    result = run_cli("predict", "--checkpoint", "dup.pt", "--input", "dup.csv", "--output", "pred.npy")
+    assert result.exit_code == 0, result.output
+    factors, _ = ck.checkpoint_params("dup.pt")
+    X = np.loadtxt(in_tmp / "dup.csv", delimiter=",", skiprows=1)[:, :2]
+    np.testing.assert_allclose(np.load(in_tmp / "pred.npy"), X @ factors[0], rtol=1e-12)
+    swapped = (in_tmp / "swap.csv")
+    swapped.write_text("y,a,a\n3,1,2\n")  # the same names elsewhere: matched by name, repeats in order
+    assert run_cli("predict", "--checkpoint", "dup.pt", "--input", "swap.csv", "--output", "p2.npy").exit_code == 0
+    np.testing.assert_allclose(np.load(in_tmp / "p2.npy"), X[:1] @ factors[0], rtol=1e-12)
