@@ -327,3 +327,30 @@ def test_predict_reads_the_csv_a_model_with_repeated_column_names_was_trained_on
     swapped.write_text("y,a,a\n3,1,2\n")  # the same names elsewhere: matched by name, repeats in order
     assert run_cli("predict", "--checkpoint", "dup.pt", "--input", "swap.csv", "--output", "p2.npy").exit_code == 0
     np.testing.assert_allclose(np.load(in_tmp / "p2.npy"), X[:1] @ factors[0], rtol=1e-12)
+
+
+# ---------------------------------------------------------------- long epochs show their progress
+
+
+def test_fit_reports_progress_within_an_epoch_and_the_run_is_unchanged():
+    data = synthetic(n=1000, d=3, k=1, seed=2)
+    config = TrainConfig(widths=(3, 1), lr=1e-3, epochs=3, batch_size=1, tol=0.0)
+    seen = []
+    reported = fit(data, config, on_batch=lambda done, total: seen.append((done, total)))
+    assert np.array_equal(reported.history, fit(data, config).history)
+    assert len(seen) == 3 * 200 and all(total == 1000 for _, total in seen)
+    assert [done for done, _ in seen[:200]] == list(range(5, 1001, 5)) == [done for done, _ in seen[-200:]]
+
+
+def test_the_cli_shows_a_bar_through_the_batches_of_a_long_epoch(monkeypatch):
+    from rich.console import Console
+
+    from linlab.cli import output
+
+    monkeypatch.setattr(output, "PROGRESS_AFTER_S", -1.0)  # every epoch counts as long
+    for terminal, shown in ((True, True), (False, False)):
+        out = io.StringIO()
+        with output.RunDisplay(Console(file=out, force_terminal=terminal, width=100), epochs=2) as show:
+            for done in range(1, 11):
+                show.batch(done, 10)
+        assert ("batches" in out.getvalue() and "10/10" in out.getvalue()) is shown
