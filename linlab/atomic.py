@@ -39,7 +39,7 @@ def atomic_write(path, write: Callable) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -68,6 +68,9 @@ def _disk_full(path: Path, e: OSError) -> DiskFullError:
 def clean_temp_files(path) -> list[Path]:
     """Remove the ``.{name}.tmp-*`` files that an interrupted write of `path` left behind.
 
+    A temporary file names the process writing it; one whose process is still alive is
+    another writer's work in progress and is left alone.
+
     Examples
     --------
     >>> import pathlib
@@ -79,10 +82,26 @@ def clean_temp_files(path) -> list[Path]:
     path = Path(path)
     removed = []
     for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        if _writer_alive(tmp.name[len(path.name) + 6:]):
+            continue
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
             removed.append(tmp)
     return removed
+
+
+def _writer_alive(suffix: str) -> bool:
+    # "{pid}-{random}": is that process still running? (older files name no process)
+    pid, dash, _ = suffix.partition("-")
+    if not (dash and pid.isdigit()):
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except OSError:
+        return True  # another user's process, or one we cannot ask: not ours to remove
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:

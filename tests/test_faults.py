@@ -354,3 +354,46 @@ def test_the_cli_shows_a_bar_through_the_batches_of_a_long_epoch(monkeypatch):
             for done in range(1, 11):
                 show.batch(done, 10)
         assert ("batches" in out.getvalue() and "10/10" in out.getvalue()) is shown
+
+
+# ---------------------------------------------------------------- concurrent writers
+
+
+def test_a_live_writers_temporary_file_is_left_alone(tmp_path):
+    target = tmp_path / "run.pt"
+    live = tmp_path / f".run.pt.tmp-{os.getpid()}-abc"
+    dead = tmp_path / ".run.pt.tmp-999999999-abc"  # past any pid_max
+    old = tmp_path / ".run.pt.tmp-xyz"  # named no process
+    for p in (live, dead, old):
+        p.write_bytes(b"partial")
+    assert sorted(p.name for p in atomic.clean_temp_files(target)) == sorted([dead.name, old.name])
+    assert live.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_concurrent_checkpoint_writers_never_fail_or_corrupt(tmp_path):
+    import warnings
+
+    data = synthetic(n=40, d=3, k=1, seed=1)
+    states = []
+    fit(data, TrainConfig(widths=(3, 2, 1), lr=1e-2, epochs=3), callbacks=[lambda e: states.append(e.state())])
+    path = tmp_path / "shared.pt"
+    ck.save_checkpoint(path, states[0])
+    children = []
+    for state in states:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork of a threaded process
+            pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                for _ in range(10):
+                    ck.save_checkpoint(path, state)
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+    epochs = {load_checkpoint(path)["epoch"] for _ in range(20)}  # while they write: one whole file or another
+    assert all(os.WEXITSTATUS(os.waitpid(pid, 0)[1]) == 0 for pid in children)  # no save failed
+    assert load_checkpoint(path)["epoch"] in {1, 2, 3} and epochs <= {1, 2, 3}
+    assert not list(tmp_path.glob(".shared.pt.tmp-*"))
