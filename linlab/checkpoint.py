@@ -330,6 +330,8 @@ def _unusable(obj: dict) -> str | None:
     lr = obj["lr"]
     if isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
         return f"its lr={lr!r} is not a finite number > 0"
+    if obj["epoch"] > len(obj["history"]):  # epoch e keeps the e (or e + 1) losses before each update
+        return f"its epoch={obj['epoch']} is past its history of {len(obj['history'])} losses"
     for key, T in obj["state_dict"].items():
         if not isinstance(T, torch.Tensor) or not T.is_floating_point():
             kind = str(T.dtype).removeprefix("torch.") if isinstance(T, torch.Tensor) else type(T).__name__

@@ -52,6 +52,7 @@ def _poisoned(T):
     (None, dict(lr=-1.0), r"lr=-1.0 is not a finite number > 0"),
     (None, dict(lr=float("nan")), r"lr=nan is not a finite number > 0"),
     (None, dict(lr=0.0), r"lr=0.0 is not a finite number > 0"),
+    (None, dict(epoch=2**70), r"epoch=1180591620717411303424 is past its history of 5 losses"),
     (_poisoned, {}, r"state_dict\['layers.0.weight'\] \(1 of 12 entries\) is not finite"),
     (lambda T: T.to(torch.complex128), {}, r"holds complex128 values, not real floats"),
     (lambda T: T.to(torch.int64), {}, r"holds int64 values, not real floats"),
