@@ -398,3 +398,10 @@ def test_concurrent_checkpoint_writers_never_fail_or_corrupt(tmp_path):
     assert all(os.WEXITSTATUS(os.waitpid(pid, 0)[1]) == 0 for pid in children)  # no save failed
     assert load_checkpoint(path)["epoch"] in {1, 2, 3} and epochs <= {1, 2, 3}
     assert not list(tmp_path.glob(".shared.pt.tmp-*"))
+
+
+def test_an_npy_header_cut_mid_dictionary_is_refused(in_tmp):
+    text = b"{'descr': '<f8', 'fortran_order': False, 'shape': (3,\n".ljust(118, b" ")[:117] + b"\n"
+    (in_tmp / "cut.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + bytes(48))
+    result = run_cli("train", "--data", "cut.npy")
+    assert result.exit_code == 2 and "cut.npy is not a readable NPY file" in result.output, result.output

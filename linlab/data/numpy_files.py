@@ -7,6 +7,7 @@ array of Python objects is refused with a message saying how to save numbers ins
 from __future__ import annotations
 
 import math
+import tokenize
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ def _read_header(path: Path) -> tuple[tuple, bool, np.dtype, int]:
             read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             shape, fortran, dtype = read(f)
             return shape, fortran, dtype, f.tell()
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as exc:  # a garbled header
         raise DataError(
             f"{path} is not a readable NPY file ({exc}); save arrays with np.save(path, a).", path=path
         ) from None
