@@ -298,6 +298,7 @@ def test_parquet_integers_past_2_to_53_round_like_csv(in_tmp):
     assert run_cli("train", "--data", "big.parquet", "--epochs", "2").exit_code == 0
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # XᵀX overflows, as it should
 def test_overflowing_data_is_not_called_all_zeros(in_tmp):
     (in_tmp / "huge.csv").write_text("a,b,y\n1e300,2e300,1\n3e300,1e300,2\n2e300,2e300,3\n")
     for command in (["advise"], ["train", "--lr", "auto"]):
