@@ -9,10 +9,21 @@ the folder is fsynced so the rename itself survives a crash.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+# a write that fails because the device or the user's quota has no room left
+FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+class DiskFullError(OSError):
+    """A write refused for lack of space; the target is left as it was. The CLI exits 2."""
+
+    def __str__(self):
+        return self.strerror
 
 
 def atomic_write(path, write: Callable) -> Path:
@@ -28,7 +39,7 @@ def atomic_write(path, write: Callable) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -36,16 +47,29 @@ def atomic_write(path, write: Callable) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in FULL:
+            raise _disk_full(path, e) from None
         raise
     _fsync_dir(path.parent)
     return path
 
 
+def _disk_full(path: Path, e: OSError) -> DiskFullError:
+    kept = f"{path} is unchanged" if path.exists() else f"{path} was not created"
+    return DiskFullError(
+        e.errno, f"could not write {path}: its disk is full ({e.strerror}); {kept} and no partial "
+        "file is left. Free some space (or raise the quota), or write to another folder."
+    )
+
+
 def clean_temp_files(path) -> list[Path]:
     """Remove the ``.{name}.tmp-*`` files that an interrupted write of `path` left behind.
+
+    A temporary file names the process writing it; one whose process is still alive is
+    another writer's work in progress and is left alone.
 
     Examples
     --------
@@ -58,10 +82,26 @@ def clean_temp_files(path) -> list[Path]:
     path = Path(path)
     removed = []
     for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        if _writer_alive(tmp.name[len(path.name) + 6:]):
+            continue
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
             removed.append(tmp)
     return removed
+
+
+def _writer_alive(suffix: str) -> bool:
+    # "{pid}-{random}": is that process still running? (older files name no process)
+    pid, dash, _ = suffix.partition("-")
+    if not (dash and pid.isdigit()):
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except OSError:
+        return True  # another user's process, or one we cannot ask: not ours to remove
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -318,7 +318,26 @@ def _validate(obj, path: Path) -> dict:
                     f"{path}: state_dict[{key!r}] is {None if T is None else tuple(T.shape)}, "
                     f"but widths={tuple(widths)} need {shape}; the file is inconsistent."
                 )
+    bad = _unusable(obj)
+    if bad:
+        raise CheckpointError(f"{path}: {bad}. The file is damaged or was edited; use another checkpoint.")
     return obj
+
+
+def _unusable(obj: dict) -> str | None:
+    """What in a well-formed checkpoint no run could have produced: a rate that is not a finite
+    number > 0, parameters that are not real floats, or non-finite parameters or buffers."""
+    lr = obj["lr"]
+    if isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
+        return f"its lr={lr!r} is not a finite number > 0"
+    if obj["epoch"] > len(obj["history"]):  # epoch e keeps the e (or e + 1) losses before each update
+        return f"its epoch={obj['epoch']} is past its history of {len(obj['history'])} losses"
+    for key, T in obj["state_dict"].items():
+        if not isinstance(T, torch.Tensor) or not T.is_floating_point():
+            kind = str(T.dtype).removeprefix("torch.") if isinstance(T, torch.Tensor) else type(T).__name__
+            return f"state_dict[{key!r}] holds {kind} values, not real floats"
+    bad = _first_nonfinite(obj["state_dict"], "state_dict") or _first_nonfinite(obj["optimizer"], "optimizer")
+    return f"{bad} is not finite" if bad else None
 
 
 def _malformed(obj: dict) -> str | None:

@@ -14,6 +14,24 @@ REDUCTIONS = ("sum", "mean")
 INITS = ("normal", "scaled", "orthogonal", "balanced", "zeros", "torch")
 SCHEDULES = ("constant", "step", "exponential", "cosine")
 DTYPES = ("float64", "float32")
+MEMORY_BUDGET = 2 * 1024**3  # bytes one run may hold: its parameters' copies and its loss histories
+INT_MAX = 2**63 - 1  # what a result table's int64 columns hold
+MAX_DEPTH = 10_000  # layers of one run: a Python loop over them each step
+
+
+def check_depth(depth: int, where: str = "depth") -> None:
+    """Refuse a depth past `MAX_DEPTH` before anything of that length is built.
+
+    Examples
+    --------
+    >>> check_depth(10**9)
+    Traceback (most recent call last):
+    ...
+    ValueError: depth=1000000000 is more than the 10,000 layers a run may have; use fewer layers.
+    """
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{where}={depth} is more than the {MAX_DEPTH:,} layers a run may have; "
+                         "use fewer layers.")
 
 
 def parse_widths(widths) -> tuple[int, ...]:
@@ -54,6 +72,31 @@ def _positive(name, value, allow_zero=False):
     )
     if not ok:
         raise ValueError(f"{name}={value!r} must be a finite number {'>= 0' if allow_zero else '> 0'}.")
+
+
+def _whole(value) -> bool:
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            and int(value) == value)
+
+
+def _check_size(config) -> None:
+    # a run holds its parameters with gradients and optimizer state (about 4 copies) and two
+    # float64 loss histories of epochs + 1 entries: either past the budget can never run
+    check_depth(config.depth)
+    itemsize = 8 if config.dtype == "float64" else 4
+    params = sum(a * b for a, b in zip(config.widths[:-1], config.widths[1:]))
+    if 4 * itemsize * params > MEMORY_BUDGET:
+        raise ValueError(
+            f"widths={config.widths} have {params:,} parameters: with their gradients and optimizer "
+            f"state about {4 * itemsize * params / 1024**3:.3g} GiB, past the {MEMORY_BUDGET / 1024**3:g} GiB "
+            f"a run may use (at most {MEMORY_BUDGET // (4 * itemsize):,} parameters). Use narrower layers."
+        )
+    if 16 * (config.epochs + 1) > MEMORY_BUDGET:
+        raise ValueError(
+            f"epochs={config.epochs:,} would keep loss histories of {16 * (config.epochs + 1) / 1024**3:.3g} GiB "
+            f"(two float64 per epoch), past the {MEMORY_BUDGET / 1024**3:g} GiB a run may use; give at most "
+            f"{MEMORY_BUDGET // 16 - 1:,} epochs (tol stops a run once it has converged)."
+        )
 
 
 @dataclass
@@ -139,10 +182,10 @@ class TrainConfig:
             raise ValueError(f"p={self.p} must be >= 1 for the lp loss (p=2 is squared error).")
         for name in ("epochs", "seed", "stall_window", "log_every", "step_size"):
             value, low = getattr(self, name), 0 if name in ("epochs", "seed") else 1
-            if isinstance(value, bool) or int(value) != value or value < low:
-                raise ValueError(f"{name}={value!r} must be an integer >= {low}.")
+            if not _whole(value) or not low <= value <= INT_MAX:
+                raise ValueError(f"{name}={value!r} must be an integer >= {low} (and <= 2**63 - 1).")
             setattr(self, name, int(value))
-        if self.batch_size is not None and (int(self.batch_size) != self.batch_size or self.batch_size < 1):
+        if self.batch_size is not None and (not _whole(self.batch_size) or not 1 <= self.batch_size <= INT_MAX):
             raise ValueError(f"batch_size={self.batch_size} must be a positive integer, or None for full batch.")
         _positive("stall_rtol", self.stall_rtol, allow_zero=True)
         _positive("gamma", self.gamma)
@@ -150,6 +193,7 @@ class TrainConfig:
             raise ValueError(f"device={self.device!r} must be 'cpu' or 'cuda' (or 'cuda:N').")
         if self.engine == "numpy" and self.device != "cpu":
             raise ValueError("engine='numpy' runs on the CPU only; use engine='module' or 'autograd' for CUDA.")
+        _check_size(self)
 
     @property
     def depth(self) -> int:

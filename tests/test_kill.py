@@ -49,6 +49,24 @@ def start_and_kill(data, path, delay):
     return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
 
 
+def time_to_first_save(data, path) -> float:
+    """Seconds a forked trainer takes to write its first checkpoint on this machine (fsync
+    speed varies a hundredfold between disks); at least 10 ms."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        t0 = time.perf_counter()
+        pid = os.fork()
+    if pid == 0:
+        trainer(data, path)
+    while not path.exists() and time.perf_counter() - t0 < 60:
+        time.sleep(0.001)
+    elapsed = time.perf_counter() - t0
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    path.unlink(missing_ok=True)
+    return max(elapsed, 0.010)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="needs os.fork")
 def test_sigkill_at_random_moments_never_loses_the_checkpoint(tmp_path, record_property):
     data = synthetic(n=64, d=6, k=3, noise=0.1, seed=1)
@@ -57,11 +75,12 @@ def test_sigkill_at_random_moments_never_loses_the_checkpoint(tmp_path, record_p
     reference = fit(data, CONFIG.replace(epochs=reference_epochs),
                     callbacks=[lambda e: params.__setitem__(e.epoch, e.engine.params()[0])])
     path = tmp_path / "run.pt"
+    horizon = 4 * time_to_first_save(data, path)  # kills fall before, during and after the first saves
     draw = random.Random(0)
     killed_mid_run = resumed = temp_left = 0
     for _ in range(KILLS):
         path.unlink(missing_ok=True)  # each child starts afresh; its leftovers stay for the next
-        killed_mid_run += start_and_kill(data, path, draw.uniform(0.0, 0.030))
+        killed_mid_run += start_and_kill(data, path, draw.uniform(0.0, horizon))
         temps = list(tmp_path.glob(".run.pt.tmp-*"))
         assert len(temps) <= 1  # a new save first removes what the last crash left
         temp_left += len(temps)

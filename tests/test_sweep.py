@@ -91,7 +91,7 @@ def test_axis_forms():
     lrs = axis_values("lr", {"log_range": [1e-6, 1e-3, 10]})
     assert len(lrs) == 10 and lrs[0] == 1e-6 and lrs[-1] == 1e-3
     np.testing.assert_allclose(np.diff(np.log10(lrs)), 1 / 3, rtol=1e-9)
-    assert axis_values("width", {"range": [1, 64]}) == list(range(1, 65))
+    assert list(axis_values("width", {"range": [1, 64]})) == list(range(1, 65))
     assert axis_values("width", {"log_range": [1, 64, 7]}) == [1, 2, 4, 8, 16, 32, 64]
     assert axis_values("width", {"log_range": [1, 4, 10]}) == [1, 2, 3, 4]  # rounded, each once
 

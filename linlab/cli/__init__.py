@@ -8,6 +8,7 @@ import importlib
 import click
 
 from .. import __version__
+from ..atomic import DiskFullError
 
 # command name -> "module:function", imported only when the command runs or is listed
 COMMANDS = {
@@ -42,7 +43,7 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, FileExistsError,
-                PermissionError) as e:
+                PermissionError, DiskFullError) as e:
             raise UserError(str(e)) from None
 
 

@@ -289,7 +289,7 @@ def resolve_widths(widths, depth, width, n_features: int, n_targets: int) -> tup
     >>> resolve_widths(None, None, None, 6, 1)
     (6, 1)
     """
-    from ..config import parse_widths
+    from ..config import check_depth, parse_widths
 
     d, k = n_features, n_targets
     if widths is not None:
@@ -306,6 +306,7 @@ def resolve_widths(widths, depth, width, n_features: int, n_targets: int) -> tup
     depth = (1 if width is None else 2) if depth is None else depth
     if depth < 1:
         raise ValueError(f"--depth {depth} must be at least 1 (1 is plain linear regression).")
+    check_depth(depth, "--depth")
     if depth == 1:
         if width is not None:
             raise ValueError(f"--width {width} needs --depth 2 or more; depth 1 has no hidden layer.")

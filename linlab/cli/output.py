@@ -31,11 +31,11 @@ class RunDisplay:
 
     def __init__(self, console: Console, epochs: int, *, quiet: bool = False):
         self.console, self.epochs, self.quiet = console, epochs, quiet
-        self.progress, self.task = None, None
-        self.t0 = self.shown = time.perf_counter()
+        self.progress, self.task, self.batches = None, None, None
+        self.t0 = self.shown = self.epoch_t0 = self.batch_shown = time.perf_counter()
 
     def __enter__(self) -> RunDisplay:
-        self.t0 = time.perf_counter()
+        self.t0 = self.epoch_t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -50,23 +50,38 @@ class RunDisplay:
 
     def __call__(self, epoch) -> None:
         """``fit`` callback: start the bar when due, then advance it to ``epoch.epoch``."""
-        now = time.perf_counter()
+        now = self.epoch_t0 = time.perf_counter()
         if self.progress is None:
             if self.quiet or now - self.t0 <= PROGRESS_AFTER_S or not self.console.is_terminal:
                 return
             self._start()
         if now - self.shown >= REFRESH_S or epoch.epoch >= self.epochs:  # fast runs: not every epoch
-            self.progress.update(self.task, completed=epoch.epoch, loss=_fmt(epoch.loss))
+            self.progress.update(self.task, completed=epoch.epoch, loss=f"loss {_fmt(epoch.loss)}")
             self.shown = now
+
+    def batch(self, done: int, total: int) -> None:
+        """``fit``'s ``on_batch``: a second bar through the mini-batches of an epoch that
+        outlasts a second."""
+        now = time.perf_counter()
+        if self.batches is None:
+            if self.quiet or now - self.epoch_t0 <= PROGRESS_AFTER_S or not self.console.is_terminal:
+                return
+            if self.progress is None:
+                self._start()
+            self.batches = self.progress.add_task("batches", total=total, loss="")
+        if now - self.batch_shown >= REFRESH_S or done == total:
+            self.progress.update(self.batches, completed=done, total=total)
+            self.batch_shown = now
 
     def _start(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.progress = Progress(
-            TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[loss]}"),
             TimeRemainingColumn(), console=self.console, transient=True,
         )
-        self.task = self.progress.add_task("train", total=self.epochs, loss="-")
+        self.task = self.progress.add_task("training", total=self.epochs, loss="loss -")
         self.progress.start()
 
 

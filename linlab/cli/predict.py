@@ -61,13 +61,34 @@ def predict(checkpoint_path, input_path, output_path, features, delimiter):
     click.echo(f"wrote {Y.shape[0]} predictions of {', '.join(names)} to {output_path}")
 
 
+def match_columns(trained_on, names) -> list[int] | None:
+    """Positions in `names` of the training features, a repeated name matched in order; None
+    when some are missing.
+
+    Examples
+    --------
+    >>> match_columns(["a", "a"], ("a", "a", "y"))
+    [0, 1]
+    >>> match_columns(["b", "a"], ("a", "b")), match_columns(["c"], ("a", "b"))
+    ([1, 0], None)
+    """
+    free: dict[str, list[int]] = {}
+    for j, name in enumerate(names):
+        free.setdefault(name, []).append(j)
+    picked = []
+    for name in trained_on:
+        if not free.get(name):
+            return None
+        picked.append(free[name].pop(0))
+    return picked
+
+
 def _read_inputs(path, features, delimiter, trained_on, n_features: int) -> np.ndarray:
     """The input matrix (n, d): `features`, else the training features' names when present."""
     from ..data.files import load_features, open_table
 
     if features is None and trained_on:
-        names = set(open_table(path, delimiter=delimiter).names)
-        features = list(trained_on) if set(trained_on) <= names else None
+        features = match_columns(trained_on, open_table(path, delimiter=delimiter).names)
     X, names = load_features(path, features=features, delimiter=delimiter)
     if X.shape[1] != n_features:
         hint = f"the training features were {list(trained_on)}" if trained_on else "it was trained on other data"

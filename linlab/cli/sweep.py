@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+MAX_RUNS = 100_000  # runs a sweep makes without --max-runs or --yes
 
 class _Bar:
     """``progress(done, total)`` for :func:`linlab.sweeps.sweep`: a rich progress bar on
@@ -87,19 +88,31 @@ def _fmt(x, spec: str, unit: str = "") -> str:
               help="Compile the batched engine's epochs (needs a C/C++ compiler). auto: SGD in a C kernel "
                    "on the CPU, other optimizers too once the sweep plans 50 million run-epochs; "
                    "on: everything; off: eager torch.")
-def sweep(config_path, out, as_csv, resume, as_json, compile_mode):
+@click.option("--max-runs", type=click.IntRange(min=1), default=MAX_RUNS, show_default=True, metavar="N",
+              help="Refuse a grid of more runs than this (the count is checked before anything runs).")
+@click.option("--yes", is_flag=True, help="Run the grid whatever its size (no --max-runs limit).")
+def sweep(config_path, out, as_csv, resume, as_json, compile_mode, max_runs, yes):
     """Run every configuration of a grid and compare architectures at their best lr."""
     from rich.console import Console
 
     from ..sweeps import Grid, best_per_architecture, histories_path
     from ..sweeps import sweep as run_sweep
+    from ..sweeps.grid import count_runs
     from .options import check_output_file, data_file
 
     grid = Grid.from_toml(config_path)
+    count = count_runs(grid)
+    if count > max_runs and not yes:
+        raise ValueError(
+            f"{config_path} makes {count:,} runs, more than --max-runs {max_runs:,}; shrink its [grid] axes, "
+            f"or confirm with --max-runs {count} (or --yes)."
+        )
     out = out or Path("results.csv" if as_csv else "results.parquet")
     check_output_file("--out", out, inputs=[("--config", config_path), ("data", data_file(grid.data))])
     csv = as_csv or out.suffix.lower() == ".csv"
     bar = _Bar(None if as_json else Console(stderr=True))
+    if bar.console is not None:
+        bar.console.print(f"sweep: {count:,} runs in {config_path}", markup=False, highlight=False)
     try:
         compile = {"auto": "auto", "on": True, "off": False}[compile_mode]
         table = run_sweep(grid, out=out, csv=csv, resume=resume, progress=bar, compile=compile)

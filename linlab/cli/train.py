@@ -210,7 +210,7 @@ def run_and_report(data, config: TrainConfig, settings: dict, *, factors=None, r
     try:
         with RunDisplay(console, config.epochs, quiet=quiet or as_json) as show:
             result = fit(train_data, config, factors=factors, val=val, log=None if quiet or as_json else show.line,
-                         callbacks=(*callbacks, show), resume=resume)
+                         callbacks=(*callbacks, show), resume=resume, on_batch=show.batch)
     except BaseException:
         if board is not None:
             board.close()

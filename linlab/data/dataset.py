@@ -114,10 +114,15 @@ class Dataset:
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction={val_fraction} must lie strictly between 0 and 1.")
         n_val = int(round(val_fraction * self.n_samples))
-        if n_val < 1 or n_val >= self.n_samples:
+        if n_val < 1:
             raise ValueError(
-                f"val_fraction={val_fraction} of {self.n_samples} rows leaves {n_val} for "
-                "validation; each part needs at least one row. Use more data or another fraction."
+                f"val_fraction={val_fraction} of {self.n_samples} rows leaves no row for validation; "
+                f"use val_fraction >= {0.5 / self.n_samples:.3g} or more data."
+            )
+        if n_val >= self.n_samples:
+            raise ValueError(
+                f"val_fraction={val_fraction} of {self.n_samples} rows puts all {n_val} in validation and "
+                f"leaves none for training; use val_fraction < {1 - 0.5 / self.n_samples:.3g} or more data."
             )
         order = np.random.default_rng(seed).permutation(self.n_samples)
         val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])

@@ -8,6 +8,7 @@ speed. Line numbers assume one row per line (no quoted line breaks inside values
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
 from collections.abc import Iterator, Sequence
@@ -70,6 +71,30 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                 yield number, line
 
 
+# byte-order marks of encodings that a UTF-8 reader would take for one column of garbage
+_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+         (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
+
+
+def _check_encoding(path: Path) -> None:
+    """Refuse UTF-16/32 text (a byte-order mark, or ASCII with a NUL after each byte) and binary data."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    encoding = next((name for bom, name in _BOMS if head.startswith(bom)), None)
+    if encoding is None and b"\0" in head:
+        even, odd = head[0::2], head[1::2]  # ASCII in UTF-16: one half all NUL, the other none
+        halves = ((even, odd), (odd, even))
+        if not any(a.count(0) >= 0.9 * len(a) and b.count(0) <= 0.01 * len(b) for a, b in halves):
+            raise DataError(f"{path} holds NUL bytes: it is binary data, not delimited text. Give a CSV or "
+                            "TSV file, or a Parquet, NPY or NPZ file with its own extension.", path=path)
+        encoding = "UTF-16"
+    if encoding is not None:
+        raise DataError(
+            f"{path} is {encoding} text; linlab reads delimited text as UTF-8. Save it as UTF-8, "
+            f"e.g. iconv -f {encoding} -t UTF-8 {path.name} > utf8-{path.name}", path=path,
+        )
+
+
 @dataclass(frozen=True)
 class DelimitedFile:
     """A CSV or TSV file: its delimiter, column names and header line, ready to stream.
@@ -102,6 +127,7 @@ class DelimitedFile:
         """
         path = Path(path)
         delimiter = resolve_delimiter(path, delimiter)
+        _check_encoding(path)
         lines = _lines(path)
         head = [line for line, _ in zip(lines, range(2))]  # the first two non-blank lines
         lines.close()

@@ -12,6 +12,7 @@ line 1, blank lines count); in Parquet, NPY and NPZ files the 1-based data row.
 from __future__ import annotations
 
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -28,6 +29,13 @@ FORMATS = {
 }
 
 
+def _special(path: Path) -> str:
+    mode = path.stat().st_mode
+    kinds = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
 def open_table(path, *, delimiter: str | None = None, header="auto"):
     """Open a data file by its extension and read its column names (no data yet).
 
@@ -42,6 +50,11 @@ def open_table(path, *, delimiter: str | None = None, header="auto"):
     """
     path = Path(path)
     if not path.is_file():
+        if path.exists() and not path.is_dir():
+            raise DataError(
+                f"{path} is {_special(path)}, not a regular file; linlab reads a data file more than once "
+                "and from its size, which a stream cannot give. Save the data to a file and pass that.", path=path,
+            )
         what = "is a directory, not a file" if path.is_dir() else "does not exist"
         start = "" if path.is_absolute() else f" (relative paths start at {Path.cwd()})"
         raise DataError(f"{path} {what}. Check the path{start}.", path=path)

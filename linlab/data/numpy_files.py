@@ -6,6 +6,7 @@ array of Python objects is refused with a message saying how to save numbers ins
 
 from __future__ import annotations
 
+import math
 import tokenize
 import zipfile
 import zlib
@@ -91,7 +92,7 @@ class NpyFile:
         path = Path(path)
         shape, _, dtype, offset = _read_header(path)
         check_array(path, "the array", dtype, shape)
-        expected = offset + int(np.prod(shape)) * dtype.itemsize
+        expected = offset + math.prod(shape) * dtype.itemsize  # Python ints: np.prod would wrap around
         actual = path.stat().st_size
         if actual < expected:
             raise DataError(

@@ -80,7 +80,9 @@ class ParquetTable:
                     arrays = [batch.column(j) for j in range(len(columns))]
                     block = np.empty((batch.num_rows, len(columns)))  # (rows, selected columns)
                     for j, array in enumerate(arrays):
-                        block[:, j] = array.cast(pa.float64()).to_numpy(zero_copy_only=False)
+                        # integers past 2**53 round to the nearest float64, as NumPy and CSV reading do
+                        exact = not pa.types.is_integer(array.type)
+                        block[:, j] = array.cast(pa.float64(), safe=exact).to_numpy(zero_copy_only=False)
 
                     def cell_text(r, j, arrays=arrays):
                         return "null" if arrays[j][r].as_py() is None else str(arrays[j][r].as_py())

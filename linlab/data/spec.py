@@ -62,9 +62,21 @@ def _builtin(spec: str):
                 f"--data {spec!r}: {item!r} is not KEY=VALUE with a KEY among {', '.join(SYNTHETIC_KEYS)}; "
                 "e.g. synthetic:n=500,d=8,k=2,noise=0.1."
             )
-        cast = SYNTHETIC_TYPES.get(key, int)
+        cast = SYNTHETIC_TYPES.get(key, _integer)
         try:
             params[key] = cast(value)
         except ValueError:
-            raise ValueError(f"--data {spec!r}: {key}={value!r} is not a valid {cast.__name__}.") from None
+            kind = "integer" if cast is _integer else cast.__name__
+            raise ValueError(f"--data {spec!r}: {key}={value!r} is not a valid {kind}.") from None
     return synthetic(**params)
+
+
+def _integer(text: str) -> int:
+    # "500" or "1e6": a whole number however it is written
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)
+        if not value.is_integer():
+            raise
+        return int(value)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import os
+
 import numpy as np
 
 from .dataset import Dataset
@@ -66,6 +69,7 @@ def synthetic(
     if not (np.isfinite(condition) and condition >= 1):
         raise ValueError(f"condition={condition} must be a finite number >= 1.")
 
+    _check_fits(n, d, k)
     rng = np.random.default_rng(seed)
     Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
     spectrum = np.geomspace(1.0, condition, d) if d > 1 else np.ones(1)
@@ -84,6 +88,21 @@ def synthetic(
         "noise": noise, "condition": condition, "seed": seed,
     }
     return Dataset(X, Y, W, name=f"synthetic(n={n},d={d},k={k})", provenance=prov)
+
+
+def _check_fits(n: int, d: int, k: int) -> None:
+    # X, one temporary of its size and Y, in float64, must fit in this machine's memory
+    # (and the d x d rotation, three times over while it is drawn)
+    rotation = 24 * d * d
+    needed = 8 * n * (2 * d + k) + rotation
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+    if memory and needed > memory:
+        fix = (f"use n <= {(memory - rotation) // (8 * (2 * d + k)):,}" if rotation < memory // 2
+               else f"use d <= {math.isqrt(memory // 48):,}")
+        raise ValueError(
+            f"synthetic data of n={n:,}, d={d:,}, k={k:,} needs about {needed / 1024**3:,.3g} GiB, more than this "
+            f"machine's {memory / 1024**3:,.3g} GiB of memory; {fix}."
+        )
 
 
 def _whole(value) -> bool:

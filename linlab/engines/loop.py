@@ -69,6 +69,21 @@ def _batches(rng, n: int, batch_size: int | None, shuffle: bool):
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
+class _Reported(list):
+    """An epoch's mini-batches that call ``on_batch(done, total)`` as the engine walks them."""
+
+    def __init__(self, batches, on_batch):
+        super().__init__(batches)
+        self.on_batch, self.every = on_batch, max(1, len(batches) // 200)  # about 200 reports an epoch
+
+    def __iter__(self):
+        total = len(self)
+        for i, rows in enumerate(super().__iter__(), start=1):
+            yield rows
+            if i % self.every == 0 or i == total:
+                self.on_batch(i, total)
+
+
 def fit(
     data: Dataset,
     config: TrainConfig,
@@ -79,6 +94,7 @@ def fit(
     log: Callable[[str], None] | None = None,
     callbacks: tuple[Callable[[Epoch], None], ...] = (),
     resume: dict | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     """Train one model and return its :class:`~linlab.results.RunResult`.
 
@@ -101,6 +117,9 @@ def fit(
         Called with an :class:`Epoch` after every update (checkpoints, TensorBoard).
     resume
         A state from ``Epoch.state()``: parameters, optimizer, history, epoch and RNG.
+    on_batch
+        With mini-batches, called as ``on_batch(done, total)`` about 200 times an epoch
+        (a display of long epochs); it does not change the run.
 
     Examples
     --------
@@ -194,7 +213,8 @@ def fit(
                 lr = reestimate_lr(data, config, engine.params, lr, history, lr_changes)
             snapshot = engine.params()
             lr_t = optim.lr_at(config, t, lr)
-            engine.step(lr_t, _batches(rng, data.n_samples, config.batch_size, config.shuffle))
+            batches = _batches(rng, data.n_samples, config.batch_size, config.shuffle)
+            engine.step(lr_t, batches if on_batch is None or batches is None else _Reported(batches, on_batch))
             for cb in callbacks:
                 cb(Epoch(t + 1, loss, lr_t, engine, lambda t=t: state(t + 1)))
     seconds = time.perf_counter() - t0

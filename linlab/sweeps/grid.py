@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import json
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..config import OPTIMIZERS, TrainConfig
+from ..config import OPTIMIZERS, TrainConfig, check_depth
 from ..data import Dataset
 
 DATA_OPTIONS = ("features", "targets", "delimiter", "standardize")  # for data files
@@ -36,6 +36,7 @@ GRID_KEYS = ("data", *DATA_OPTIONS, "fixed", "grid", "runs_per_batch")
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 SHAPE_AXES = ("depth", "width")  # together they make the widths axis
 AXIS_FORMS = ("range", "log_range", "auto_multiples")
+MAX_LOG_RANGE = 1_000_000  # values of one log_range (a range of integers is lazy and unbounded)
 OPTIMIZER_PARAMS = ("momentum", "nesterov", "weight_decay", "betas", "eps", "alpha")
 INT_AXES = ("depth", "width", "batch_size") + tuple(
     f.name for f in dataclasses.fields(TrainConfig) if type(f.default) is int
@@ -59,7 +60,7 @@ def _unknown(keys, valid, where: str):
         )
 
 
-def _int_range(name: str, spec) -> list[int]:
+def _int_range(name: str, spec) -> range:
     ok = isinstance(spec, list) and len(spec) in (2, 3) and all(
         isinstance(v, int) and not isinstance(v, bool) for v in spec
     )
@@ -68,7 +69,7 @@ def _int_range(name: str, spec) -> list[int]:
             f"grid.{name} = {{range = {spec!r}}} must be [start, stop] or [start, stop, step] "
             "integers with start <= stop and step >= 1 (both ends included), e.g. [1, 64]."
         )
-    return list(range(spec[0], spec[1] + 1, spec[2] if len(spec) == 3 else 1))
+    return range(spec[0], spec[1] + 1, spec[2] if len(spec) == 3 else 1)  # lazy: any length costs nothing
 
 
 def _log_range(name: str, spec) -> list:
@@ -80,14 +81,19 @@ def _log_range(name: str, spec) -> list:
             f"grid.{name} = {{log_range = {spec!r}}} must be [low, high, count] with "
             "0 < low <= high and an integer count >= 1, e.g. [1e-6, 1e-3, 10]."
         )
+    if spec[2] > MAX_LOG_RANGE:
+        raise ValueError(f"grid.{name} = {{log_range = {spec!r}}} asks for {spec[2]:,.0f} values; a log_range "
+                         f"gives at most {MAX_LOG_RANGE:,}. Use fewer values.")
     values = [float(f"{v:.12g}") for v in np.geomspace(spec[0], spec[1], int(spec[2]))]
     if name in INT_AXES:  # round to integers, keep each once
         values = list(dict.fromkeys(int(round(v)) for v in values))
     return values
 
 
-def axis_values(name: str, spec) -> list:
+def axis_values(name: str, spec) -> Sequence:
     """The values of grid axis `name`: a list, or a table with one of `AXIS_FORMS`.
+
+    ``{range = [a, b]}`` gives a ``range`` (never materialised, whatever its length).
 
     ``{auto_multiples = [...]}`` (lr only) gives ``("auto", m)`` markers that expansion
     resolves to m times ``linlab.theory.auto_lr`` of each run.
@@ -96,7 +102,7 @@ def axis_values(name: str, spec) -> list:
     --------
     >>> axis_values("lr", {"log_range": [1e-6, 1e-3, 4]})
     [1e-06, 1e-05, 0.0001, 0.001]
-    >>> axis_values("width", {"range": [1, 10, 3]})
+    >>> list(axis_values("width", {"range": [1, 10, 3]}))  # a lazy range
     [1, 4, 7, 10]
     >>> axis_values("lr", {"auto_multiples": [0.5, 1]})
     [('auto', 0.5), ('auto', 1.0)]
@@ -240,19 +246,58 @@ class Grid:
         return load_data(self.data, **self.data_options)
 
 
-def _fragments(grid: Grid, d: int, k: int) -> list[list[dict]]:
-    # every axis as a list of partial configs; the runs are products of one of each
+class _Axis(Sequence):
+    """The partial configs of one axis, each made when it is asked for: ``make(values[i])``."""
+
+    def __init__(self, values: Sequence, make):
+        self.values, self.make = values, make
+
+    def __len__(self):
+        return len(self.values)
+
+    def __getitem__(self, i):
+        return self.make(self.values[i])
+
+
+class _Shapes(Sequence):
+    """Widths (d, w, ..., w, k) of every depth and width, by depth then width; depth 1 once."""
+
+    def __init__(self, depths: Sequence, widths: Sequence, d: int, k: int):
+        for values in (depths, widths):
+            bad = next((v for v in _ends(values) if isinstance(v, bool) or not isinstance(v, int) or v < 1), None)
+            if bad is not None:
+                raise ValueError(f"grid.depth and grid.width must be positive integers; got {bad!r}.")
+        check_depth(max(_ends(depths)), "grid.depth")
+        self.depths, self.widths, self.d, self.k = _sorted_once(depths), _sorted_once(widths), d, k
+        self.single = self.depths[0] == 1  # depth 1 has no width: one shape
+
+    def __len__(self):
+        return int(self.single) + (len(self.depths) - self.single) * len(self.widths)
+
+    def __getitem__(self, i):
+        if self.single and i == 0:
+            return {"widths": (self.d, self.k)}
+        L, w = divmod(i - self.single, len(self.widths))
+        return {"widths": (self.d, *[self.widths[w]] * (self.depths[L + self.single] - 1), self.k)}
+
+
+def _ends(values: Sequence) -> Sequence:
+    # a range holds integers between its ends: checking them checks all
+    return [values[0], values[-1]] if isinstance(values, range) else values
+
+
+def _sorted_once(values: Sequence) -> Sequence:
+    return values if isinstance(values, range) and values.step > 0 else sorted(set(values))
+
+
+def _fragments(grid: Grid, d: int, k: int) -> list[Sequence[dict]]:
+    # every axis as a lazy sequence of partial configs; the runs are products of one of each
     axes = []
     for name, values in grid.axes.items():
         if name == "width":
             continue
         if name == "depth":
-            bad = [v for v in values + grid.axes["width"]
-                   if isinstance(v, bool) or not isinstance(v, int) or v < 1]
-            if bad:
-                raise ValueError(f"grid.depth and grid.width must be positive integers; got {bad[0]!r}.")
-            shapes = {(d, *[w] * (L - 1), k) for L in values for w in grid.axes["width"]}
-            axes.append([{"widths": s} for s in sorted(shapes, key=lambda s: (len(s), s))])
+            axes.append(_Shapes(values, grid.axes["width"], d, k))
         elif name == "widths":
             bad = [v for v in values if not isinstance(v, (list, tuple, str))]
             if bad:
@@ -265,8 +310,33 @@ def _fragments(grid: Grid, d: int, k: int) -> list[list[dict]]:
             axes.append([{"lr": "auto", "extra": {"lr_auto_multiple": v[1]}} if isinstance(v, tuple)
                          else {"lr": v} for v in values])
         else:
-            axes.append([{name: v} for v in values])
+            axes.append(_Axis(values, lambda v, name=name: {name: v}))
     return axes
+
+
+def _product(axes: list[Sequence]) -> Iterator[tuple]:
+    # itertools.product's order (the last axis fastest) without copying the axes first
+    sizes = [len(a) for a in axes]
+    for i in range(math.prod(sizes)):
+        combo = []
+        for axis, size in zip(reversed(axes), reversed(sizes)):
+            i, j = divmod(i, size)
+            combo.append(axis[j])
+        yield tuple(reversed(combo))
+
+
+def count_runs(grid: Grid) -> int:
+    """How many runs `grid` makes, from the lengths of its axes alone (nothing is expanded).
+
+    Runs that come out identical (two equal list entries, say) are counted each time and
+    kept once by :func:`iter_runs`, so the count is exact for a grid without repeats.
+
+    Examples
+    --------
+    >>> count_runs(Grid(axes={"depth": [1, 2, 3], "width": {"range": [1, 10**6]}, "seed": [0, 1]}))
+    4000002
+    """
+    return math.prod(len(axis) for axis in _fragments(grid, 1, 1))
 
 
 def _config(base: dict, combo: tuple[dict, ...]) -> TrainConfig:
@@ -327,7 +397,8 @@ def expand(grid: Grid, data: Dataset, engine: str = "numpy") -> list[Run]:
 
     Fixed values override the defaults (widths ``(d, k)`` of the data and `engine`); axis
     values override fixed ones. Runs whose configs are equal (e.g. depth 1 at every
-    width) appear once, in the order of their first appearance.
+    width) appear once, in the order of their first appearance. A list of
+    :func:`iter_runs`; check :func:`count_runs` first for a grid that may be large.
 
     Examples
     --------
@@ -336,9 +407,21 @@ def expand(grid: Grid, data: Dataset, engine: str = "numpy") -> list[Run]:
     >>> len(runs), runs[0].config.widths, runs[0].config.lr, runs[-1].config.seed
     (6, (3, 2), 1e-05, 2)
     """
+    return list(iter_runs(grid, data, engine))
+
+
+def iter_runs(grid: Grid, data: Dataset, engine: str = "numpy") -> Iterator[Run]:
+    """The runs of :func:`expand`, one at a time: memory holds the ids seen, never the runs.
+
+    Examples
+    --------
+    >>> runs = iter_runs(Grid(axes={"seed": {"range": [0, 10**12]}}), Dataset(np.eye(3), np.ones((3, 2))))
+    >>> next(runs).config.seed, next(runs).config.seed
+    (0, 1)
+    """
     base = {"widths": (data.n_features, data.n_targets), "engine": engine, **grid.fixed}
-    runs, seen = [], set()
-    for combo in itertools.product(*_fragments(grid, data.n_features, data.n_targets)):
+    seen = set()  # 64-bit ids: a few dozen bytes a run
+    for combo in _product(_fragments(grid, data.n_features, data.n_targets)):
         config = _config(base, combo)
         if (config.widths[0], config.widths[-1]) != (data.n_features, data.n_targets):
             raise ValueError(
@@ -349,7 +432,6 @@ def expand(grid: Grid, data: Dataset, engine: str = "numpy") -> list[Run]:
         if config.lr == "auto" and "lr_auto_multiple" in config.extra:
             config = _resolve_auto(config, data)
         rid = run_id(config, data)
-        if rid not in seen:
-            seen.add(rid)
-            runs.append(Run(rid, config))
-    return runs
+        if int(rid, 16) not in seen:
+            seen.add(int(rid, 16))
+            yield Run(rid, config)

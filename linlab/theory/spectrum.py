@@ -104,6 +104,9 @@ def bounds_from_spectrum(lam) -> LRBounds:
     (0.2222222222222222, 0.2, 0.8, 0.25, 0.25)
     """
     lam = np.asarray(lam, dtype=np.float64)
+    if not np.isfinite(lam).all():
+        raise ValueError("the Hessian is not finite: XᵀX overflows float64, so the data's values are too "
+                         "large (beyond about 1e154); rescale them, or standardize (--standardize).")
     nonzero = lam[lam > 0]
     if nonzero.size == 0:
         raise ValueError("the Hessian is zero (X is all zeros): no direction moves, so no lr is defined.")
