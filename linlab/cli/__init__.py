@@ -15,6 +15,7 @@ COMMANDS = {
     "predict": "linlab.cli.predict:predict",
     "sweep": "linlab.cli.sweep:sweep",
     "advise": "linlab.cli.advise:advise",
+    "reproduce": "linlab.cli.reproduce:reproduce",
 }
 
 
