@@ -3,11 +3,17 @@ the report folder, and the report in a browser."""
 
 import contextlib
 import io
+import json
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import run_cli
+
+from linlab import seed_factors
+from linlab.stats import Stats
+from linlab.theory import epochs_to_tol, lr_bounds, rank_floor, stability_lr
 
 # ---- the seed's programs, as the post wrote them (each prints its own lines) ----
 
@@ -180,3 +186,93 @@ def test_the_seeds_checkpoint_loads_into_its_own_module(reproduced):
     mine.load_state_dict(torch.load(out / "model.ckpt", weights_only=True))
     for a, b in zip(mine.state_dict().values(), model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+# ---- the answers against theory ----
+
+
+@pytest.fixture(scope="module")
+def answers(reproduced):
+    return json.loads((reproduced[0] / "results.json").read_text())["answers"]
+
+
+def test_the_rank_floor_answer_is_theorys_and_the_seeds_run_ends_on_it(answers, seed_data):
+    a = answers["rank_floor"]
+    floor = rank_floor(seed_data, (10, 1, 2))
+    assert a["floor_loss"] == pytest.approx(floor.loss, rel=1e-12) and a["width_needed"] == 2
+    assert a["run_outcome"] == "stalled" and abs(a["run_gap"]) < 1e-9  # the printed 248784.9133
+
+
+def test_the_stability_answer_brackets_the_bounds(answers, seed_data):
+    a = answers["stability"]
+    assert a["direct_bound"] == pytest.approx(2 / lr_bounds(seed_data).lam_max, rel=1e-12)
+    assert a["direct_below"]["outcome"] == "converged" and a["direct_above"]["outcome"] == "diverged"
+    bound = stability_lr(Stats.of(seed_data.X, seed_data.Y), seed_factors((10, 1, 2)))
+    assert a["width1_bound"] == pytest.approx(bound, rel=1e-6)
+    assert a["width1_below"]["outcome"] == "stalled" and a["width1_above"]["outcome"] == "diverged"
+    assert a["seed_lr_over_bound"] > 100 and a["seed_first_nonfinite_line"] == "Epoch [10/700], Loss: nan"
+
+
+def test_the_fewer_iterations_answer_is_the_spectral_forecast_and_runs_to_it(answers, seed_data):
+    a = answers["fewer_iterations"]
+    b = lr_bounds(seed_data)
+    W0 = seed_factors((10, 2))[0]
+    assert a["optimal_lr"] == pytest.approx(b.optimal_lr, rel=1e-12)
+    assert a["forecast_epochs"] == epochs_to_tol(seed_data, W0, b.optimal_lr, 1e-4) == a["run_epochs"]
+    assert a["seed_run_epochs"] == epochs_to_tol(seed_data, W0, 1e-5, 1e-4)
+    assert a["momentum_run_epochs"] <= a["run_epochs"] < a["seed_run_epochs"] / 50
+
+
+def test_the_width_sweep_compares_each_width_at_its_best_lr(answers, reproduced):
+    sgd = answers["scaling"]["sgd"]
+    assert [e["width"] for e in sgd] == [1, 2, 3, 5, 10, 20, 50, 100, 200]
+    assert sgd[0]["best"]["epochs_median"] is None  # width 1: the rank floor at every lr
+    assert all(e["best"]["epochs_median"] is not None for e in sgd[1:])
+    assert all(e["best"]["epochs_min"] <= e["best"]["epochs_median"] <= e["best"]["epochs_max"] for e in sgd[1:])
+    sharp = [e["sharpness"] for e in sgd]
+    assert sharp == sorted(sharp)  # the factors' scale raises the curvature with the width
+    table = pq.read_table(reproduced[0] / "results.parquet")
+    assert set(table.column("optimizer").to_pylist()) == {"sgd", "adam"}
+    assert sorted({int(w.split(",")[1]) for w in table.column("widths").to_pylist()}) == [e["width"] for e in sgd]
+
+
+def test_condensing_keeps_the_loss_and_lands_on_the_rank_of_the_targets(answers, seed_data):
+    c = answers["condense"]
+    assert c["width"] == 2 and c["widths"] == [10, 2, 2]
+    assert c["loss"] <= c["original_loss"] + 1e-4
+    assert c["losses"][0] == pytest.approx(rank_floor(seed_data, 1).loss, rel=1e-3)  # rank 1: the floor
+    assert c["balancedness"] < 1e-8
+
+
+# ---- the report ----
+
+
+def test_the_report_folder_holds_every_plot_and_a_self_contained_page(reproduced):
+    out, stdout = reproduced
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["costs.png", "epochs_vs_width.png", "loss_curves.png", "outcome_map.png",
+                    "singular_values.png"]
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(pngs)
+    assert "http://" not in page and "https://" not in page and 'src="' + "data:" in page
+    md = (out / "report.md").read_text()
+    assert all(f"({name})" in md for name in pngs)
+    assert f"report: {out / 'report.html'}" in stdout
+
+
+def test_the_report_opens_in_a_browser_with_every_image_decoded(reproduced, browser_page, tmp_path):
+    out, _ = reproduced
+    browser_page.goto((out / "report.html").as_uri())
+    widths = browser_page.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+    assert len(widths) == 5 and all(w > 0 for w in widths)
+    assert browser_page.console_errors == []
+    browser_page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("keep me")
+    result = run_cli("reproduce", "--out", target)
+    assert result.exit_code == 2 and "is a file" in result.output and "Traceback" not in result.output
+    assert target.read_text() == "keep me"
