@@ -276,3 +276,29 @@ def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path):
     result = run_cli("reproduce", "--out", target)
     assert result.exit_code == 2 and "is a file" in result.output and "Traceback" not in result.output
     assert target.read_text() == "keep me"
+
+
+# ---- `linlab report` on the sweep table reproduce wrote ----
+
+
+def test_report_makes_the_plots_of_any_sweep_table(reproduced, tmp_path):
+    out, _ = reproduced
+    result = run_cli("report", out / "results.parquet", "--out", tmp_path / "rep", "--json")
+    assert result.exit_code == 0, result.output
+    files = json.loads(result.stdout)
+    pngs = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
+    assert pngs == ["costs.png", "epochs_vs_params.png", "loss_curves.png", "outcome_map_1.png",
+                    "outcome_map_2.png"]  # one outcome map per optimizer
+    assert all(open(tmp_path / "rep" / name, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for name in pngs)
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(pngs) and files["report"].endswith("report.html")
+    assert "| 10,200,2 | sgd |" in (tmp_path / "rep" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("content, message", [(None, "no such file"), ("a,b\n1,2\n", "sweep")])
+def test_report_refuses_what_is_not_a_sweep_table(tmp_path, content, message):
+    table = tmp_path / "table.parquet"
+    if content is not None:
+        table.write_text(content)
+    result = run_cli("report", table, "--out", tmp_path / "rep")
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

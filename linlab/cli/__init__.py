@@ -16,6 +16,8 @@ COMMANDS = {
     "sweep": "linlab.cli.sweep:sweep",
     "advise": "linlab.cli.advise:advise",
     "reproduce": "linlab.cli.reproduce:reproduce",
+    "report": "linlab.cli.report:report",
+    "compress": "linlab.cli.compress:compress",
 }
 
 

@@ -17,7 +17,7 @@ body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; max-widt
 h1 { font-size: 1.7rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: right; }
-th { background: #f5f5f7; } td:first-child, th:first-child { text-align: left; }
+th { background: #f5f5f7; } td { white-space: nowrap; } td:first-child, th:first-child { text-align: left; }
 pre { background: #f5f5f7; padding: 0.7rem; overflow-x: auto; font-size: 0.82rem; }
 figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9rem; }

@@ -37,14 +37,14 @@ def _save(fig, path) -> Path:
 def loss_curves(curves, path, tol: float | None = None, title: str = "Training loss of every program") -> Path:
     """Loss against epoch on a log scale, one line per ``(label, history)``; non-finite losses are cut."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8.5, 4.8))
-    for label, history in curves:
+    fig, ax = plt.subplots(figsize=(9.5, 4.8))
+    for i, (label, history) in enumerate(curves):
         h = np.asarray(history, dtype=np.float64)
         finite = np.isfinite(h) & (h > 0)
         end = int(np.argmin(finite)) if not finite.all() else len(h)
         epochs = np.arange(len(h))[:end]
         suffix = "" if end == len(h) else " (then nan)"
-        ax.plot(epochs, np.maximum(h[:end], 1e-300), lw=1.6, label=label + suffix)
+        ax.plot(epochs, np.maximum(h[:end], 1e-300), lw=1.6, ls="-" if i < 10 else "--", label=label + suffix)
     if tol is not None:
         ax.axhline(tol, color="0.4", ls=":", lw=1, label=f"tolerance {tol:g}")
     ax.set_yscale("log")
@@ -55,7 +55,7 @@ def loss_curves(curves, path, tol: float | None = None, title: str = "Training l
     ax.set_ylabel("training loss (sum of squared errors)")
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), framealpha=0.9)
     return _save(fig, path)
 
 
@@ -115,7 +115,9 @@ def outcome_map(columns, lrs, outcomes, path, bound=None, xlabel: str = "hidden 
     ax.set_yscale("log")
     ax.set_xlim(-0.6, len(columns) - 0.4)
     ax.set_ylim(10 ** (ly.min() - half), 10 ** (ly.max() + half))
-    ax.set_xticks(range(len(columns)), [str(c) for c in columns])
+    long = max(len(str(c)) for c in columns) * len(columns) > 60
+    ax.set_xticks(range(len(columns)), [str(c) for c in columns], rotation=40 if long else 0,
+                  ha="right" if long else "center", fontsize=8 if long else 10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("learning rate")
     ax.set_title(title)
