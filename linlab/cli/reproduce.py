@@ -71,6 +71,39 @@ def _print_program(console, replay) -> None:
                       + "  ".join(f"{v:4.0f}" for v in true), markup=False)
 
 
+def _print_answers(console, a: dict) -> None:
+    f, s, q, c = a["rank_floor"], a["stability"], a["fewer_iterations"], a["condense"]
+    say = [
+        "\n== the seed's questions, answered ==",
+        f"1. width 1: rank(W1·W2) <= 1 < rank 2 of the fit; floor {f['floor_loss']:.1f} "
+        f"({100 * f['floor_share']:.1f}% of ‖Y‖²); the seed's run stalled at {f['run_final_loss']:.4f}; "
+        f"width {f['width_needed']} removes it",
+        f"2. nan: GD on W is stable for lr < 2/λmax = {s['direct_bound']:.4g} "
+        f"(0.98x: {s['direct_below']['outcome']}, 1.02x: {s['direct_above']['outcome']}); "
+        f"width 1 at the seed's start: lr < {s['width1_bound']:.3g}, "
+        f"and the seed's 0.01 is {s['seed_lr_over_bound']:.0f}x that",
+        f"3. fewer iterations: lr 2/(λmin+λmax) = {q['optimal_lr']:.4g} reaches tol in {q['run_epochs']} epochs "
+        f"(forecast {q['forecast_epochs']}) against {q['seed_run_epochs']} at lr 1e-5; heavy ball "
+        f"{q['momentum_run_epochs']}",
+        "4. more parameters, each width at its best lr (SGD; epochs: median over seeds):",
+    ]
+    for e in a["scaling"]["sgd"]:
+        b = e["best"]
+        epochs = "never (rank floor)" if b["epochs_median"] is None else f"{b['epochs_median']:g} epochs"
+        flops = "" if e["flops_to_tol"] is None else f", {e['flops_to_tol']:.2g} FLOPs"
+        say.append(f"   h={e['width']:<4d} {e['n_params']:5d} params  lr {b['lr']:.2g}: {epochs}{flops}"
+                   f"  (at lr 1e-5: {e['fixed']['converged']}/{e['fixed']['runs']} reach tol)")
+    adam = [x["best"]["epochs_median"] for x in a["adam"]["adam"] if x["best"]["epochs_median"] is not None]
+    if adam:
+        say.append(f"5. Adam at its best lr: {min(adam):g}-{max(adam):g} epochs at every width "
+                   f"(the seed's Adam: {a['adam']['seed_adam_epochs']}, its SGD: {a['adam']['seed_sgd_epochs']})")
+    say.append(f"6. condensed: widths {tuple(c['original_widths'])} -> {tuple(c['widths'])} "
+               f"({c['original_params']} -> {c['params']} params), "
+               f"loss {c['original_loss']:.3g} -> {c['loss']:.3g}")
+    for line in say:
+        console.print(line, markup=False)
+
+
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("linlab-report"),
               show_default=True, help="Folder for the report, plots, tables and the seed's model.ckpt.")
@@ -102,4 +135,5 @@ def reproduce(out, fast, quiet, as_json):
 
         click.echo(json.dumps(jsonable(study.to_dict())))
         return
+    _print_answers(console, study.answers)
     console.print(f"\nreport: {study.files['report']} ({len(study.files)} files in {out})", markup=False)

@@ -29,7 +29,7 @@ def _pyplot():
 
 def _save(fig, path) -> Path:
     path = Path(path)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     _pyplot().close(fig)
     return path
 

@@ -23,7 +23,7 @@ def scaling_grids(fast: bool = False) -> list:
 
     seeds = [0, 1] if fast else [0, 1, 2]
     sgd_lrs = {"log_range": [1e-7, 1e-3, 5 if fast else 9]}  # decades or half decades: 1e-5 is in
-    adam_lrs = {"log_range": [1e-2, 1.0, 3 if fast else 5]}  # the seed's 0.1 is in
+    adam_lrs = [0.1, 0.3, 1.0] if fast else [0.03, 0.1, 0.3, 1.0]  # the seed's 0.1 is in
     fixed = {"init": "normal", "engine": "batched", "epochs": 1000 if fast else EPOCHS, "tol": TOL}
     return [
         Grid(fixed={**fixed, "optimizer": name},
