@@ -4,6 +4,10 @@ the report folder, and the report in a browser."""
 import contextlib
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -302,3 +306,29 @@ def test_report_refuses_what_is_not_a_sweep_table(tmp_path, content, message):
         table.write_text(content)
     result = run_cli("report", table, "--out", tmp_path / "rep")
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_help_of_the_new_commands_does_not_import_torch():
+    code = ("import sys\nfrom linlab.cli import main\n"
+            "for name in ('reproduce', 'report', 'compress'):\n"
+            "    main([name, '--help'], standalone_mode=False)\n"
+            "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules\n")
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+
+
+def test_the_progress_bar_names_the_running_step():
+    from rich.console import Console
+
+    from linlab.cli.reproduce import _Steps
+
+    out = io.StringIO()
+    steps = _Steps(3, Console(file=out, force_terminal=True, width=100))
+    steps("step 2: numpy-direct")
+    steps("4: the width sweep (SGD and Adam)")
+    assert steps.progress.tasks[0].description == "4: the width sweep (SGD and Adam)"
+    assert steps.progress.tasks[0].completed == 1
+    steps.close()
+    assert "step 2: numpy-direct" in out.getvalue() or "width sweep" in out.getvalue()

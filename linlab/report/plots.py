@@ -83,7 +83,7 @@ def epochs_to_tol(series, path, xlabel: str, title: str, log_x: bool = True) -> 
     ax.set_ylabel("epochs to reach the tolerance (median; band: seeds' range)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.25)
-    ax.plot([], [], "x", color="0.3", mew=2, label="× at 1: no lr reached the tolerance")
+    ax.plot([], [], "x", color="0.3", mew=2, label="× at 1: never reached the tolerance")
     ax.legend(fontsize=8, framealpha=0.9)
     return _save(fig, path)
 
