@@ -205,6 +205,7 @@ def test_the_rank_floor_answer_is_theorys_and_the_seeds_run_ends_on_it(answers, 
     floor = rank_floor(seed_data, (10, 1, 2))
     assert a["floor_loss"] == pytest.approx(floor.loss, rel=1e-12) and a["width_needed"] == 2
     assert a["run_outcome"] == "stalled" and abs(a["run_gap"]) < 1e-9  # the printed 248784.9133
+    assert a["width5_epochs_to_tol"] == 36 and 300 < a["width5_epochs_at_1e-6"] < 450  # the post: "about 420"
 
 
 def test_the_stability_answer_brackets_the_bounds(answers, seed_data):

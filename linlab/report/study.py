@@ -58,7 +58,9 @@ def _answer_1_to_3(doc: Document, a: dict) -> None:
           f"{100 * f['floor_share']:.1f}% of ‖Y‖². The seed's run at lr 1e-5 {f['run_outcome']} at "
           f"{f['run_final_loss']:.4f}, {abs(f['run_gap']):.1e} (relative) from that floor. Width "
           f"{f['width_needed']} removes the floor: the seed's width-5 run reaches the tolerance at epoch "
-          f"{f['width5_epochs_to_tol']}.")
+          f"{f['width5_epochs_to_tol']} (at lr 1e-6, from the same weights, at epoch "
+          f"{f['width5_epochs_at_1e-6']}, "
+          "near the post's \"about epoch 420\", whose lr it does not give).")
     doc.h("2. Why a large learning rate gives nan")
     doc.p(f"Plain regression is stable only for lr < 2/λmax = **{s['direct_bound']:.4g}** (λmax = "
           f"{s['lam_max']:.1f}). At 0.98× the bound the run {s['direct_below']['outcome']} "

@@ -42,6 +42,8 @@ def answer_rank_floor(data: Dataset, replays: dict[str, Replay]) -> dict:
         "width_needed": floor.fitted_rank, "run_final_loss": float(stalled.history[-1]),
         "run_gap": float(stalled.history[-1] - floor.loss) / floor.loss, "run_outcome": stalled.outcome,
         "width5_epochs_to_tol": replays["numpy-width5"].epochs_to_tol,
+        # the post's width-5 run reached 0 "at about epoch 420" without saying its lr
+        "width5_epochs_at_1e-6": _run(data, (10, 5, 2), 1e-6, 1000).epochs_to_tol,
     }
 
 
