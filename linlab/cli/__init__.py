@@ -17,6 +17,9 @@ COMMANDS = {
     "sweep": "linlab.cli.sweep:sweep",
     "advise": "linlab.cli.advise:advise",
     "explore": "linlab.cli.explore:explore",
+    "reproduce": "linlab.cli.reproduce:reproduce",
+    "report": "linlab.cli.report:report",
+    "compress": "linlab.cli.compress:compress",
 }
 
 
