@@ -1,8 +1,9 @@
 """``linlab sweep``: every run of a TOML grid, saved as a table, then each architecture at its best lr.
 
-The grid file's layout is in :mod:`linlab.sweeps.grid`. A progress bar follows the runs; the
-table is rewritten atomically after every batch, so ``--resume`` continues an interrupted
-sweep from its file. ``--json`` prints one JSON object and nothing else.
+The grid file's layout is in :mod:`linlab.sweeps.grid`. A progress bar follows the runs; each
+finished chunk of runs is saved as it arrives (beside the table, in ``OUT.parts``), so
+``--resume`` continues an interrupted sweep. ``--cluster`` runs the chunks on a Dask cluster.
+``--json`` prints one JSON object and nothing else.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 from pathlib import Path
 
 import click
+
+from .options import cluster_options
 
 
 class _Bar:
@@ -87,22 +90,32 @@ def _fmt(x, spec: str, unit: str = "") -> str:
               help="Compile the batched engine's epochs (needs a C/C++ compiler). auto: SGD in a C kernel "
                    "on the CPU, other optimizers too once the sweep plans 50 million run-epochs; "
                    "on: everything; off: eager torch.")
-def sweep(config_path, out, as_csv, resume, as_json, compile_mode):
-    """Run every configuration of a grid and compare architectures at their best lr."""
+@cluster_options
+def sweep(config_path, out, as_csv, resume, as_json, compile_mode, cluster, dashboard):
+    """Run every configuration of a grid and compare architectures at their best lr.
+
+    \b
+    Examples:
+      linlab sweep --config sweep.toml --out results.parquet
+      linlab sweep --config sweep.toml --out results.parquet --resume
+      linlab sweep --config sweep.toml --cluster local:4
+      linlab sweep --config sweep.toml --cluster tls://scheduler.example.org:8786
+    """
     from rich.console import Console
 
     from ..sweeps import Grid, best_per_architecture, histories_path
     from ..sweeps import sweep as run_sweep
-    from .options import check_output_file, data_file
+    from .options import check_output_file, data_file, use_cluster
 
     grid = Grid.from_toml(config_path)
+    client = use_cluster(cluster, dashboard)
     out = out or Path("results.csv" if as_csv else "results.parquet")
     check_output_file("--out", out, inputs=[("--config", config_path), ("data", data_file(grid.data))])
     csv = as_csv or out.suffix.lower() == ".csv"
     bar = _Bar(None if as_json else Console(stderr=True))
     try:
         compile = {"auto": "auto", "on": True, "off": False}[compile_mode]
-        table = run_sweep(grid, out=out, csv=csv, resume=resume, progress=bar, compile=compile)
+        table = run_sweep(grid, out=out, csv=csv, resume=resume, progress=bar, compile=compile, client=client)
     finally:
         bar.close()
     best = best_per_architecture(table)

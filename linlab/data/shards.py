@@ -159,7 +159,7 @@ def shards_stats(all_pieces: Sequence[Piece], client=None) -> Stats:
 
 def _active_client():
     # a Dask client only when the program made one; never imports dask itself
-    if "distributed" not in sys.modules:
+    if sys.modules.get("distributed") is None:
         return None
     from ..distributed.cluster import active_client
 

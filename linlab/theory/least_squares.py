@@ -31,6 +31,8 @@ def as_stats(data) -> Stats:
     """
     if isinstance(data, Stats):
         return data
+    if isinstance(getattr(data, "stats", None), Stats):  # sharded data, known by its statistics
+        return data.stats
     X, Y = _rows(data)
     if X is None:
         raise ValueError(
