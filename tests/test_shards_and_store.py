@@ -145,3 +145,10 @@ def test_without_dask_nothing_imports_it_and_a_cluster_names_the_extra(tmp_path,
         assert result.exit_code == 2 and 'pip install "linlab[dask]"' in result.output, result.output
     assert run_cli("train", "--cluster", "local:0").exit_code == 2
     assert "needs --cluster" in run_cli("advise", "--dashboard").output
+
+
+def test_advise_on_shards_runs_from_the_statistics(tmp_path, rng, monkeypatch):
+    write_shards(tmp_path / "shards", rng)
+    monkeypatch.setattr(ShardedDataset, "_read", lambda self: pytest.fail("the rows were read"))
+    result = run_cli("advise", "--data", tmp_path / "shards", "--targets", "y0,y1", "--widths", "4,3,2", "--json")
+    assert result.exit_code == 0, result.output
