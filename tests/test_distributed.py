@@ -21,6 +21,7 @@ from linlab.data.spec import load_data
 from linlab.sweeps import Grid, parts_folder, read_table, sweep
 
 distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.slow  # a cluster's workers each import torch: tens of seconds on a busy machine
 
 GRID = {
     "data": "synthetic:n=200,d=4,k=2,seed=5",
