@@ -111,7 +111,7 @@ def piece_rows(piece: Piece) -> tuple[np.ndarray, np.ndarray]:
         names = [f.schema_arrow.names[j] for j in columns]
         batch = f.read_row_group(piece.row_group, columns=names)
         first_row = sum(f.metadata.row_group(i).num_rows for i in range(piece.row_group))
-    block = np.empty((batch.num_rows, len(columns)))  # (rows, features + targets)
+    block = np.empty((batch.num_rows, len(columns)), order="F")  # (rows, features + targets); columns contiguous
     for j, name in enumerate(names):
         block[:, j] = batch.column(name).cast(pa.float64()).to_numpy()
     check_finite(block, piece.path, first_row, names)
