@@ -17,6 +17,7 @@ Connect to a real scheduler over TLS (certificates from your cluster's administr
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 
@@ -105,12 +106,16 @@ def connect(cluster: str, *, dashboard: bool = False, security=None, timeout: fl
     distributed = require_dask()
     with contextlib.ExitStack() as stack:
         if kind == "local":
+            nanny_log = logging.getLogger("distributed.nanny")
+            stack.callback(nanny_log.setLevel, nanny_log.level)  # restored once the cluster is closed
             local = stack.enter_context(distributed.LocalCluster(
                 n_workers=value, threads_per_worker=1, processes=True, host="127.0.0.1",
                 dashboard_address="127.0.0.1:0" if dashboard else None,
                 env={var: "1" for var in THREAD_VARIABLES},
             ))
             client = stack.enter_context(distributed.Client(local, timeout=timeout))
+            # on closing, a worker slow to stop is killed: no news worth a warning
+            stack.callback(nanny_log.setLevel, logging.ERROR)
         else:
             try:
                 client = stack.enter_context(distributed.Client(value, security=security, timeout=timeout))
