@@ -8,13 +8,12 @@ import pyarrow as pa
 
 from ..data import Dataset
 from .grid import Run
-from .table import result_row, to_table
 
 
 def run_chunk(data: Dataset, chunk: Sequence[Run], **options) -> pa.Table:
     """Train the runs of `chunk` on `data` (:func:`linlab.sweeps.run_batch`, `options` passed
     on) and return their rows, in order."""
-    from . import run_batch
+    from . import result_row, run_batch, to_table  # through the package: the names tests replace
 
     results = run_batch(data, [r.config for r in chunk], **options)
     return to_table([result_row(r.run_id, r.config, result, data) for r, result in zip(chunk, results)])
