@@ -7,6 +7,7 @@ import json
 import click
 
 from ..config import INITS, LOSSES, REDUCTIONS
+from .options import cluster_options
 
 
 def _number(name: str, text: str | None) -> float | None:
@@ -70,16 +71,18 @@ def _plain(advice) -> str:
               help="Seed of the initial factors.")
 @click.option("--lr", "compare_lr", help="Also forecast plain regression at this lr (e.g. the seed's 1e-5).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@cluster_options
 def advise(data_spec, features, targets, delimiter, standardize, widths, loss, reduction, tol, bias, init, seed,
-           compare_lr, as_json):
+           compare_lr, as_json, cluster, dashboard):
     """The floor a network can reach, the lr bounds, the recommended lr and the epochs to tol.
 
     The data flags are those of ``linlab train``, so advice is about the very rows a run trains on."""
     from ..config import parse_widths
     from ..theory.advice import advise as make_advice
-    from .options import load_data
+    from .options import load_data, use_cluster
     from .output import jsonable
 
+    use_cluster(cluster, dashboard)  # sharded --data is then summarised on the cluster
     data = load_data(data_spec, features=features, targets=targets, delimiter=delimiter, standardize=standardize)
     widths = (data.n_features, data.n_targets) if widths is None else parse_widths(widths)
     if not tol > 0:

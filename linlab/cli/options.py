@@ -314,3 +314,43 @@ def resolve_widths(widths, depth, width, n_features: int, n_targets: int) -> tup
     if width is None or width < 1:
         raise ValueError(f"--depth {depth} needs --width H >= 1, the units of each hidden layer, e.g. --width 5.")
     return (d, *[width] * (depth - 1), k)
+
+
+def cluster_options(f):
+    """``--cluster ADDRESS|local:N`` and ``--dashboard``, for commands that can use a Dask cluster
+    (read them with :func:`use_cluster`)."""
+    f = click.option("--dashboard", is_flag=True,
+                     help="Serve the local cluster's Dask dashboard on 127.0.0.1 (off by default).")(f)
+    return click.option(
+        "--cluster", metavar="ADDRESS|local:N",
+        help='Run on a Dask cluster: a scheduler address (tcp://host:8786, tls://...), or local:N to start N '
+             'worker processes on this machine. Needs pip install "linlab[dask]".',
+    )(f)
+
+
+def use_cluster(cluster: str | None, dashboard: bool = False):
+    """The Dask client of ``--cluster`` for the rest of the command (None without it).
+
+    While the command runs the client is the active one, so sharded ``--data`` is
+    summarised on the cluster. The dashboard's address goes to stderr.
+
+    Examples
+    --------
+    >>> use_cluster(None) is None
+    True
+    """
+    if cluster is None:
+        if dashboard:
+            raise ValueError("--dashboard needs --cluster local:N (a remote scheduler serves its own).")
+        return None
+    from ..distributed.cluster import connect, parse_cluster, require_dask
+
+    parse_cluster(cluster)
+    try:
+        require_dask()
+    except ImportError as e:
+        raise ValueError(f"--cluster {cluster}: {e}") from None
+    client = click.get_current_context().with_resource(connect(cluster, dashboard=dashboard))
+    if dashboard:
+        click.echo(f"Dask dashboard: {client.dashboard_link}", err=True)
+    return client

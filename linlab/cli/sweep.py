@@ -1,8 +1,9 @@
 """``linlab sweep``: every run of a TOML grid, saved as a table, then each architecture at its best lr.
 
-The grid file's layout is in :mod:`linlab.sweeps.grid`. A progress bar follows the runs; the
-table is rewritten atomically after every batch, so ``--resume`` continues an interrupted
-sweep from its file. ``--json`` prints one JSON object and nothing else.
+The grid file's layout is in :mod:`linlab.sweeps.grid`. A progress bar follows the runs; each
+finished chunk of runs is saved as it arrives (beside the table, in ``OUT.parts``), so
+``--resume`` continues an interrupted sweep. ``--cluster`` runs the chunks on a Dask cluster.
+``--json`` prints one JSON object and nothing else.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from pathlib import Path
 
 import click
 
+from .options import cluster_options
+
 MAX_RUNS = 100_000  # runs a sweep makes without --max-runs or --yes
+
 
 class _Bar:
     """``progress(done, total)`` for :func:`linlab.sweeps.sweep`: a rich progress bar on
@@ -91,14 +95,23 @@ def _fmt(x, spec: str, unit: str = "") -> str:
 @click.option("--max-runs", type=click.IntRange(min=1), default=MAX_RUNS, show_default=True, metavar="N",
               help="Refuse a grid of more runs than this (the count is checked before anything runs).")
 @click.option("--yes", is_flag=True, help="Run the grid whatever its size (no --max-runs limit).")
-def sweep(config_path, out, as_csv, resume, as_json, compile_mode, max_runs, yes):
-    """Run every configuration of a grid and compare architectures at their best lr."""
+@cluster_options
+def sweep(config_path, out, as_csv, resume, as_json, compile_mode, max_runs, yes, cluster, dashboard):
+    """Run every configuration of a grid and compare architectures at their best lr.
+
+    \b
+    Examples:
+      linlab sweep --config sweep.toml --out results.parquet
+      linlab sweep --config sweep.toml --out results.parquet --resume
+      linlab sweep --config sweep.toml --cluster local:4
+      linlab sweep --config sweep.toml --cluster tls://scheduler.example.org:8786
+    """
     from rich.console import Console
 
     from ..sweeps import Grid, best_per_architecture, histories_path
     from ..sweeps import sweep as run_sweep
     from ..sweeps.grid import count_runs
-    from .options import check_output_file, data_file
+    from .options import check_output_file, data_file, use_cluster
 
     grid = Grid.from_toml(config_path)
     count = count_runs(grid)
@@ -107,6 +120,7 @@ def sweep(config_path, out, as_csv, resume, as_json, compile_mode, max_runs, yes
             f"{config_path} makes {count:,} runs, more than --max-runs {max_runs:,}; shrink its [grid] axes, "
             f"or confirm with --max-runs {count} (or --yes)."
         )
+    client = use_cluster(cluster, dashboard)
     out = out or Path("results.csv" if as_csv else "results.parquet")
     check_output_file("--out", out, inputs=[("--config", config_path), ("data", data_file(grid.data))])
     csv = as_csv or out.suffix.lower() == ".csv"
@@ -115,7 +129,7 @@ def sweep(config_path, out, as_csv, resume, as_json, compile_mode, max_runs, yes
         bar.console.print(f"sweep: {count:,} runs in {config_path}", markup=False, highlight=False)
     try:
         compile = {"auto": "auto", "on": True, "off": False}[compile_mode]
-        table = run_sweep(grid, out=out, csv=csv, resume=resume, progress=bar, compile=compile)
+        table = run_sweep(grid, out=out, csv=csv, resume=resume, progress=bar, compile=compile, client=client)
     finally:
         bar.close()
     best = best_per_architecture(table)

@@ -17,6 +17,7 @@ import click
 from ..config import DTYPES, INITS, LOSSES, OPTIMIZERS, REDUCTIONS, SCHEDULES, TrainConfig
 from .options import (
     check_output_file,
+    cluster_options,
     config_file_callback,
     data_file,
     drop_overridden,
@@ -24,6 +25,7 @@ from .options import (
     parse_betas,
     parse_extra,
     parse_lr,
+    use_cluster,
 )
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
@@ -113,6 +115,7 @@ def _with_options(f):
 
 @click.command()
 @_with_options
+@cluster_options
 @click.pass_context
 def train(ctx, **settings):
     """Train one model and print the seed-style log, the outcome, a diagnosis and a summary.
@@ -126,6 +129,7 @@ def train(ctx, **settings):
       linlab train --config run.toml --json
     """
     settings = drop_overridden(ctx, settings)
+    use_cluster(settings.pop("cluster"), settings.pop("dashboard"))  # sharded --data summarised there
     checkpoint = None
     if settings["resume"]:
         from ..checkpoint import load_checkpoint

@@ -1,7 +1,8 @@
 """Data specs: the one string that names a dataset in the CLI, sweep files and configs.
 
 ``seed`` and ``seed-torch`` are the seed's arrays, ``synthetic:n=500,d=8,k=2`` a synthetic
-problem, anything else a path to a CSV, TSV, Parquet, NPY or NPZ file.
+problem, a glob or a folder (``'shards/*.parquet'``) sharded data known by its statistics
+(:mod:`linlab.data.shards`), anything else a path to a CSV, TSV, Parquet, NPY or NPZ file.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ def load_data(spec: str, *, features=None, targets=None, delimiter=None, standar
 
     ``seed`` and ``seed-torch`` are the seed's arrays; ``synthetic:n=500,d=8,k=2`` calls
     :func:`linlab.data.synthetic` with those arguments; anything else is a path to a CSV,
-    TSV, Parquet, NPY or NPZ file, read with the column options.
+    TSV, Parquet, NPY or NPZ file, read with the column options; a glob or a folder of such
+    files is one :class:`~linlab.data.shards.ShardedDataset`.
 
     Examples
     --------
@@ -34,6 +36,10 @@ def load_data(spec: str, *, features=None, targets=None, delimiter=None, standar
         if given:
             raise ValueError(f"{', '.join(given)} apply to data files only, not to --data {spec!r}.")
         return _builtin(spec)
+    from .shards import is_sharded, load_shards
+
+    if is_sharded(spec):
+        return load_shards(spec, features=features, targets=targets, delimiter=delimiter, standardize=standardize)
     path = Path(spec)
     if not path.exists():
         raise FileNotFoundError(

@@ -177,8 +177,12 @@ def dataset_terms(data, device="cpu") -> tuple[Stats, LeastSquaresTerms]:
     True
     """
     if data not in _BY_DATASET:
-        stats = gram_stats(data.X, data.Y, device=device)
-        _BY_DATASET[data] = stats, least_squares_terms(stats, data.X, data.Y)
+        stats = getattr(data, "stats", None)  # sharded data: summarised already, rows not read again
+        if stats is not None:
+            _BY_DATASET[data] = stats, least_squares_terms(stats)
+        else:
+            stats = gram_stats(data.X, data.Y, device=device)
+            _BY_DATASET[data] = stats, least_squares_terms(stats, data.X, data.Y)
     return _BY_DATASET[data]
 
 

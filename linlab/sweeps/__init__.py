@@ -1,9 +1,10 @@
 """Sweeps: every run of a grid, executed in batches, into a table that survives interruption.
 
-A sweep expands a :class:`~linlab.sweeps.grid.Grid` into runs with stable ids, executes
-them batch by batch (many at once on the ``batched`` engine, one by one on the others)
-and, after every batch, rewrites its table atomically, so a stopped sweep keeps what it
-finished and ``resume=True`` runs only the rest. :func:`best_per_architecture` then
+A sweep expands a :class:`~linlab.sweeps.grid.Grid` into runs with stable ids and executes
+them in chunks (many at once on the ``batched`` engine, one by one on the others), here or
+as tasks on a Dask cluster (:mod:`linlab.distributed`). Each finished chunk is saved as it
+arrives (:mod:`linlab.sweeps.store`), so a stopped sweep keeps what it finished and
+``resume=True`` runs only the rest. :func:`best_per_architecture` then
 compares architectures fairly: each at its own best learning rate from the grid.
 """
 
@@ -18,7 +19,9 @@ from ..config import TrainConfig
 from ..data import Dataset
 from ..engines import fit
 from ..results import RunResult
+from .chunks import executor
 from .grid import Grid, Run, axis_values, expand, run_id
+from .store import FileStore, MemoryStore, parts_folder
 from .table import (
     SCHEMA,
     best_per_architecture,
@@ -32,7 +35,8 @@ from .table import (
 
 __all__ = [
     "SCHEMA", "Grid", "Run", "axis_values", "best_per_architecture", "expand",
-    "flops_per_epoch", "histories_path", "read_table", "run_batch", "run_id", "sweep", "write_table",
+    "flops_per_epoch", "histories_path", "parts_folder", "read_table", "result_row", "run_batch", "run_id",
+    "sweep", "to_table", "write_table",
 ]
 
 MEMORY_BUDGET = 2 * 1024**3  # bytes the batched engine may use for one batch
@@ -91,15 +95,6 @@ def _as_grid(grid_or_path) -> Grid:
                      "or the path of a TOML sweep file.")
 
 
-def _existing(out: Path | None, csv: bool, resume: bool) -> pa.Table | None:
-    if out is None or not out.exists():
-        return None
-    if not resume:
-        raise ValueError(f"out={str(out)!r} exists; pass resume=True (--resume) to continue that sweep, "
-                         "or choose another output path.")
-    return read_table(out, csv)
-
-
 def sweep(
     grid_or_path,
     *,
@@ -112,6 +107,7 @@ def sweep(
     device: str | None = None,
     memory_budget: int = MEMORY_BUDGET,
     compile: bool | str = "auto",
+    client=None,
 ) -> pa.Table:
     """Run every configuration of a grid and return the table of results.
 
@@ -122,12 +118,14 @@ def sweep(
     data : Dataset, optional
         Overrides the grid's ``data``.
     out : path, optional
-        Where the table is saved, atomically after every batch.
+        Where the table is saved: each finished chunk at once in the folder
+        ``OUT.parts`` (:func:`parts_folder`), the whole table atomically at the end. One
+        sweep at a time may write `out`; a second raises FileExistsError.
     csv : bool, optional
         Save CSV (histories in a second file) instead of Parquet; by default CSV when
         `out` ends in ``.csv``.
     resume : bool
-        Read an existing `out` and skip the runs whose ids it holds.
+        Read an existing `out` and its saved chunks and skip the runs whose ids they hold.
     progress : callable, optional
         ``progress(done, total)``, called before the first batch and after each one;
         `total` counts the runs this call executes.
@@ -141,6 +139,9 @@ def sweep(
         (:func:`~linlab.engines.batched.fit_batched`); ``"auto"`` decides once for the whole
         sweep, from the run-epochs its batched CPU runs plan, whether the optimizers other
         than SGD compile too.
+    client : distributed.Client, optional
+        Run the chunks as tasks on this Dask cluster (:func:`linlab.distributed.connect`),
+        each with retries, instead of here; the table is the same.
 
     Returns
     -------
@@ -160,26 +161,23 @@ def sweep(
     data = grid.load_data() if data is None else data
     out = None if out is None else Path(out)
     csv = out is not None and out.suffix.lower() == ".csv" if csv is None else csv
-    done = _existing(out, csv, resume)
-    done_ids = set() if done is None else set(done.column("run_id").to_pylist())
-    runs = [r for r in expand(grid, data, "batched") if r.run_id not in done_ids]
-    compile, plan = _resolve_compile(compile, runs, device)
-    batched = any(r.config.engine == "batched" for r in runs)
-    size = runs_per_batch or grid.runs_per_batch or RUNS_PER_BATCH[
-        ("compiled" if plan else "batched") if batched else "single"
-    ]
-    tables = [] if done is None else [done]
-    if progress is not None:
-        progress(0, len(runs))
-    for start in range(0, len(runs), size):
-        batch = runs[start:start + size]
-        results = run_batch(data, [r.config for r in batch], device=device, memory_budget=memory_budget,
-                            compile=compile)
-        tables.append(to_table([
-            result_row(r.run_id, r.config, result, data) for r, result in zip(batch, results)
-        ]))
-        if out is not None:
-            write_table(pa.concat_tables(tables), out, csv)
+    with (MemoryStore() if out is None else FileStore(out, csv)) as store:
+        done = store.existing(resume)
+        done_ids = set() if done is None else set(done.column("run_id").to_pylist())
+        runs = [(i, r) for i, r in enumerate(expand(grid, data, "batched")) if r.run_id not in done_ids]
+        compile, plan = _resolve_compile(compile, [r for _, r in runs], device)
+        batched = any(r.config.engine == "batched" for _, r in runs)
+        size = runs_per_batch or grid.runs_per_batch or RUNS_PER_BATCH[
+            ("compiled" if plan else "batched") if batched else "single"
+        ]
+        chunks = [runs[start:start + size] for start in range(0, len(runs), size)]
+        options = {"device": device, "memory_budget": memory_budget, "compile": compile}
+        finished = 0
         if progress is not None:
-            progress(start + len(batch), len(runs))
-    return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+            progress(0, len(runs))
+        for i, table in executor(client)(data, [[r for _, r in c] for c in chunks], options):
+            store.append(chunks[i][0][0], table)
+            finished += table.num_rows
+            if progress is not None:
+                progress(finished, len(runs))
+        return store.finish()

@@ -106,7 +106,8 @@ def result_row(run_id: str, config: TrainConfig, result: RunResult, data: Datase
     ('10,2', 'converged', 10, 20)
     """
     row = {"run_id": run_id, "data": data.name}
-    row.update({name: _config_cell(name, v) for name, v in config.to_dict().items()})
+    # the fields as they are (TrainConfig.to_dict's deep copy costs more than the run on big sweeps)
+    row.update({name: _config_cell(name, getattr(config, name)) for name in CONFIG_SCHEMA.names})
     converged = result.epochs_to_tol is not None
     row.update(
         lr=float(result.lr), depth=config.depth, n_params=n_params(config.widths, config.bias),

@@ -31,6 +31,8 @@ def as_stats(data) -> Stats:
     """
     if isinstance(data, Stats):
         return data
+    if isinstance(getattr(data, "stats", None), Stats):  # sharded data, known by its statistics
+        return data.stats
     X, Y = _rows(data)
     if X is None:
         raise ValueError(
@@ -145,7 +147,8 @@ def least_squares(data, *, intercept: bool = False, reduction: str = "sum") -> L
     ([2.0, 3.0], 0.0, 2)
     """
     check_reduction(reduction)
-    X, Y = _rows(data)
+    sharded = isinstance(getattr(data, "stats", None), Stats)  # known by its statistics: rows not read
+    X, Y = (None, None) if sharded else _rows(data)
     stats = as_stats(data) if X is None else Stats.of(X, Y)
     fit_stats = centered(stats) if intercept else stats
     if X is not None:
