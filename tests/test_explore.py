@@ -90,7 +90,7 @@ def test_bad_options_are_refused_by_name(seed_data, tmp_path, options, message):
 
 def test_without_plotly_the_error_says_what_to_install(seed_data, monkeypatch, tmp_path):
     monkeypatch.setitem(__import__("sys").modules, "plotly.offline", None)
-    with pytest.raises(ImportError, match=r"pip install 'linlab\[explore\]'"):
+    with pytest.raises(ImportError, match=r"pip install plotly"):
         write_explorer(seed_data, tmp_path / "page.html")
 
 

@@ -263,6 +263,7 @@ def test_the_report_folder_holds_every_plot_and_a_self_contained_page(reproduced
     md = (out / "report.md").read_text()
     assert all(f"({name})" in md for name in pngs)
     assert f"report: {out / 'report.html'}" in stdout
+    assert '<a href="explorer.html"' in page and (out / "explorer.html").stat().st_size > 1_000_000
 
 
 def test_the_report_opens_in_a_browser_with_every_image_decoded(reproduced, browser_page, tmp_path):
@@ -273,6 +274,10 @@ def test_the_report_opens_in_a_browser_with_every_image_decoded(reproduced, brow
     assert browser_page.console_errors == []
     browser_page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert (tmp_path / "report.png").stat().st_size > 10_000
+    browser_page.click("a[href='explorer.html']")  # the seed data's explorer, beside the report
+    drawn = "window.linlabExplorer !== undefined && (window.linlabExplorer.state().history || []).length > 0"
+    browser_page.wait_for_function(drawn)
+    assert browser_page.url.endswith("/explorer.html") and browser_page.console_errors == []
 
 
 def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path):

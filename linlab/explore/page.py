@@ -154,7 +154,7 @@ def _plotly_js() -> str:
         from plotly.offline import get_plotlyjs
     except ImportError:
         raise ImportError("the explorer inlines plotly.js from the `plotly` package, which is not installed; "
-                          "install it with: pip install 'linlab[explore]' (or pip install plotly).") from None
+                          "install it with: pip install plotly.") from None
     return get_plotlyjs()
 
 

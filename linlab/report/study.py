@@ -17,14 +17,17 @@ def _g(x, spec: str = ".4g") -> str:
     return "-" if x is None else format(x, spec)
 
 
-def explorer_link(doc: Document, out: Path) -> None:
-    """The interactive explorer's place: linked when ``linlab.explore.write_explorer`` exists."""
-    try:
-        from ..explore import write_explorer  # noqa: F401
-    except ImportError:
-        return
+def explorer(doc: Document, out: Path) -> Path:
+    """Write ``explorer.html`` (the seed data's interactive explorer) into `out` and link it."""
+    from ..data import seed_dataset
+    from ..explore import write_explorer
+
+    # the seed's width-5 network at the seed's lr: drag width to 1, or lr past the bound, from there
+    path = write_explorer(seed_dataset(), out / "explorer.html", depth=2, width=5, lr=1e-5)
     doc.h("Interactive explorer")
-    doc.link("explorer.html", "Open explorer.html (made by `linlab explore`) to browse every run interactively.")
+    doc.link(path.name, "Open explorer.html: drag the width, depth, lr or init and gradient descent "
+                        "re-runs in the page, on the seed data's statistics.")
+    return path
 
 
 def _programs(doc: Document, study, out: Path) -> Path:
@@ -206,8 +209,7 @@ def write_study_report(study, out) -> dict:
           "in the post, then each of its questions answered with theory and measurements. Every number below "
           "was computed by `linlab reproduce`" + (" (--fast: a reduced sweep)" if study.config.get("fast") else "")
           + ".")
-    explorer_link(doc, out)
-    files = {"loss_curves": _programs(doc, study, out)}
+    files = {"explorer": explorer(doc, out), "loss_curves": _programs(doc, study, out)}
     _answer_1_to_3(doc, study.answers)
     for path in _answer_4(doc, study, out):
         files[path.stem] = path
