@@ -96,7 +96,70 @@ def test_the_build_is_cached_and_shared(monkeypatch, tmp_path):
     assert first.parent == tmp_path / "kernels" and first.exists()
     monkeypatch.setattr(native.subprocess, "run", lambda *a, **k: pytest.fail("built twice"))
     assert native._build(native.compiler(), "double") == first
-    assert [p.name for p in first.parent.iterdir()] == [first.name]  # no temporary file left
+    # no temporary file left; the library and its recorded hash, in a folder of this user's alone
+    assert sorted(p.name for p in first.parent.iterdir()) == sorted([first.name, first.with_suffix(".sha256").name])
+    assert first.parent.stat().st_mode & 0o777 == 0o700
+
+
+PLANTED = """#include <stdio.h>
+__attribute__((constructor)) static void planted(void) { fopen(MARKER, "w"); }
+int sgd_block(void *b, long lo, long hi) { return 0; }
+"""
+
+
+def test_a_planted_library_is_refused_and_rebuilt(monkeypatch, tmp_path):
+    # a library at the cache's name that linlab did not build would run on load
+    monkeypatch.setenv("LINLAB_CACHE_DIR", str(tmp_path))
+    target = native._build(native.compiler(), "double")
+    marker = tmp_path / "planted-ran"
+    (tmp_path / "planted.c").write_text(PLANTED.replace("MARKER", f'"{marker}"'))
+    for record in (True, False):  # with the old record left in place, and with none
+        native.subprocess.run([native.compiler(), "-shared", "-fPIC", str(tmp_path / "planted.c"),
+                               "-o", str(target)], check=True)
+        if not record:
+            target.with_suffix(".sha256").unlink()
+        with pytest.warns(RuntimeWarning, match="not the C kernel that linlab built"):
+            assert native._build(native.compiler(), "double") == target
+        assert native.verified(target) and not marker.exists()
+    native.kernel.cache_clear()
+    try:
+        assert native.kernel(torch.float64) is not None and not marker.exists()
+    finally:
+        native.kernel.cache_clear()
+
+
+@pytest.mark.parametrize("mode, uid, match", [
+    (0o777, None, "writable by others"),
+    (0o770, None, "writable by others"),
+    (0o700, 12345, "belongs to another user"),
+])
+def test_a_cache_others_can_write_is_refused(monkeypatch, tmp_path, mode, uid, match):
+    monkeypatch.setenv("LINLAB_CACHE_DIR", str(tmp_path))
+    (tmp_path / "kernels").mkdir()
+    (tmp_path / "kernels").chmod(mode)
+    if uid is not None:
+        monkeypatch.setattr(native.os, "getuid", lambda: uid)
+    native.kernel.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match=f"building the C kernel failed.*{match}.*LINLAB_CACHE_DIR"):
+            assert native.kernel(torch.float64) is None
+    finally:
+        native.kernel.cache_clear()
+    assert not list((tmp_path / "kernels").iterdir())
+
+
+def test_a_hung_compiler_times_out_and_falls_back(monkeypatch, tmp_path):
+    monkeypatch.setenv("LINLAB_CACHE_DIR", str(tmp_path))
+    (tmp_path / "hung-cc").write_text("#!/bin/sh\nexec sleep 60\n")
+    (tmp_path / "hung-cc").chmod(0o755)
+    monkeypatch.setenv("CC", str(tmp_path / "hung-cc"))
+    monkeypatch.setattr(native, "COMPILE_TIMEOUT", 0.5)
+    native.kernel.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="building the C kernel failed.*hung-cc ran past 0.5 s"):
+            assert native.kernel(torch.float64) is None
+    finally:
+        native.kernel.cache_clear()
 
 
 def test_a_failed_build_warns_and_falls_back(monkeypatch, tmp_path):
