@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from linlab import Dataset, TrainConfig, fit, init_factors, synthetic
-from linlab.engines import batched_stats
 from linlab.engines.batched import fit_batched, width_classes
-from linlab.engines.batched_stats import gram_stats, least_squares_terms
+from linlab.engines.batched import objective_stats as batched_stats
+from linlab.engines.batched.objective_stats import gram_stats, least_squares_terms
 from linlab.stats import Stats
 
 WIDTHS = [(10, 2), (10, 1, 2), (10, 5, 2), (10, 3, 4, 2), (10, 8, 2)]
@@ -337,3 +337,32 @@ def test_collinear_features_still_give_the_exact_loss():
                TrainConfig(widths=(4, 2), lr=1e-2, epochs=50)]
     for r, ref in zip(fit_batched(data, configs), numpy_refs(data, configs), strict=True):
         assert_same_run(r, ref, rows=40)
+
+
+@pytest.mark.parametrize("hyper", [dict(), dict(momentum=0.9),
+                                   dict(momentum=0.5, nesterov=True, weight_decay=1e-2)],
+                         ids=["sgd", "momentum", "nesterov-wd"])
+def test_the_stacks_sgd_step_is_linlab_optim_sgd(hyper):
+    # the stacked, allocation-free step against the one definition, with per-run learning rates
+    from linlab import optim
+    from linlab.engines.batched.update import sgd_into
+
+    rng = np.random.default_rng(0)
+    params = [torch.from_numpy(rng.standard_normal((3, 4, 2))) for _ in range(2)]
+    lrs = torch.tensor([0.1, 0.01, 0.0], dtype=torch.float64).view(-1, 1, 1)
+    config = TrainConfig(**hyper)
+    ref = [[p[b].numpy().copy() for p in params] for b in range(3)]
+    ref_states = [optim.SGDState(None)] * 3
+    state = optim.SGDState(None)
+    for _ in range(4):
+        grads = [torch.from_numpy(rng.standard_normal((3, 4, 2))) for _ in range(2)]
+        out = [torch.empty_like(p) for p in params]
+        old, before = params, [p.clone() for p in params]
+        params, state = sgd_into(out, old, grads, state, lrs, config)
+        for b in range(3):
+            ref_states[b] = optim.sgd(ref[b], [g[b].numpy() for g in grads], ref_states[b], float(lrs[b]), **hyper)
+        assert all(torch.equal(p, q) for p, q in zip(old, before))  # the last state, kept as it was
+    eps = np.finfo(np.float64).eps  # one rounding of each product and sum, fused or not
+    for b in range(3):
+        for p, r in zip(params, ref[b]):
+            np.testing.assert_allclose(p[b].numpy(), r, rtol=8 * eps, atol=8 * eps * np.abs(r).max())

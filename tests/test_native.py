@@ -1,4 +1,4 @@
-"""The C kernel of fused SGD stacks (linlab.engines.native): agreement with the eager loop at
+"""The C kernel of fused SGD stacks (linlab.engines.batched.kernels.native): agreement with the eager loop at
 every depth, threads, the build and its cache, and the fallbacks."""
 
 import numpy as np
@@ -8,8 +8,8 @@ from conftest import same_runs
 
 from linlab import TrainConfig
 from linlab.data import seed_dataset, synthetic
-from linlab.engines import compiled, fused, native
-from linlab.engines.batched import fit_batched
+from linlab.engines.batched import fit_batched, plan
+from linlab.engines.batched.kernels import compiled, fused, native
 
 pytestmark = pytest.mark.skipif(native.compiler() is None, reason="needs a C compiler")
 
@@ -17,8 +17,8 @@ pytestmark = pytest.mark.skipif(native.compiler() is None, reason="needs a C com
 @pytest.fixture
 def blocks(monkeypatch):
     ran = []
-    original = fused._Native.block
-    monkeypatch.setattr(fused._Native, "block", lambda self, *a: ran.append(len(self.runs)) or original(self, *a))
+    original = fused.Native.block
+    monkeypatch.setattr(fused.Native, "block", lambda self, *a: ran.append(len(self.runs)) or original(self, *a))
     return ran
 
 
@@ -97,7 +97,8 @@ def test_the_build_is_cached_and_shared(monkeypatch, tmp_path):
     monkeypatch.setattr(native.subprocess, "run", lambda *a, **k: pytest.fail("built twice"))
     assert native._build(native.compiler(), "double") == first
     # no temporary file left; the library and its recorded hash, in a folder of this user's alone
-    assert sorted(p.name for p in first.parent.iterdir()) == sorted([first.name, first.with_suffix(".sha256").name])
+    names = sorted(p.name for p in first.parent.iterdir())
+    assert names == sorted([first.name, first.with_suffix(".sha256").name])
     assert first.parent.stat().st_mode & 0o777 == 0o700
 
 
@@ -184,4 +185,4 @@ def test_a_failed_build_warns_and_falls_back(monkeypatch, tmp_path):
 def test_without_a_compiler_auto_runs_eagerly(monkeypatch):
     monkeypatch.setattr(native, "compiler", lambda: None)
     monkeypatch.setattr(compiled, "compiler_found", lambda: False)
-    assert compiled.compile_plan("auto", "cpu", 10**12) is None
+    assert plan.compile_plan("auto", "cpu", 10**12) is None

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_write
+from ....atomic import atomic_write
 
 SOURCE = Path(__file__).with_name("sgd_kernel.c")
 LANES = 8  # runs per vector lane block, as in the source
@@ -134,9 +134,9 @@ def verified(target: Path) -> bool:
         return False
     if record.exists() and record.read_text().strip() == sha256(target):
         return True
-    warnings.warn(f"{target} is not the C kernel that linlab built (its SHA-256 does not match the one "
-                  "recorded at build time); refusing to load it and building it again.",
-                  RuntimeWarning, stacklevel=3)
+    why = "does not match the one recorded at build time" if record.exists() else "was never recorded"
+    warnings.warn(f"{target} is not the C kernel that linlab built (its SHA-256 {why}); refusing to "
+                  "load it and building it again.", RuntimeWarning, stacklevel=3)
     return False
 
 
