@@ -107,9 +107,9 @@ def test_compile_modes():
     assert plan.compile_plan(False, "cpu", 10**12) is None
     assert plan.compile_plan(True, "cpu", 1) == plan.compile_plan(True, "cuda", 1) == "all"
     assert plan.compile_plan("auto", "cpu", 1) == kernel  # the C kernel: built in a second
-    assert plan.compile_plan("auto", "cpu", compiled.AUTO_RUN_EPOCHS - 1) == kernel
+    assert plan.compile_plan("auto", "cpu", plan.AUTO_RUN_EPOCHS - 1) == kernel
     assert plan.compile_plan("auto", "cuda", 10**12) is None
-    assert plan.compile_plan("auto", "cpu", compiled.AUTO_RUN_EPOCHS) == (
+    assert plan.compile_plan("auto", "cpu", plan.AUTO_RUN_EPOCHS) == (
         "all" if compiled.compiler_found() else kernel)
     with pytest.raises(ValueError, match="compile='yes' must be 'auto', True or False"):
         fit_batched(seed_dataset(), [TrainConfig()], compile="yes")
