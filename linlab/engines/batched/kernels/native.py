@@ -3,7 +3,7 @@ with :mod:`ctypes`, run on several threads.
 
 TorchInductor's code for :func:`~.fused.sgd_block` streams every intermediate of an epoch
 through memory, one loop nest per operation; an epoch of tiny per-run products is then
-bound by loads, at a few GFLOP/s. The C kernel keeps a block of 8 runs in the L1 cache for a
+bound by loads, at a few GFLOP/s. The C kernel keeps a block of 32 runs in the cache for a
 whole call and does the same arithmetic with the run index as the vector lane, several
 times faster, and it compiles in about a second instead of 7-60 s.
 
@@ -38,7 +38,7 @@ import torch
 from ....atomic import atomic_write
 
 SOURCE = Path(__file__).with_name("sgd_kernel.c")
-LANES = 8  # runs per vector lane block, as in the source
+LANES = 32  # runs per vector lane block, as in the source: four independent vector chains (2-3x faster than 8)
 MAX_DEPTH = 64  # deeper stacks run without the kernel
 FLAGS = ("-O3", "-ffp-contract=fast", "-fno-math-errno", "-fPIC", "-shared")
 # tried in turn until the compiler accepts one: the widest vectors this CPU has (512 bits
