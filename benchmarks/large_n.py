@@ -33,7 +33,7 @@ import torch
 
 from linlab import Dataset, TrainConfig, init_factors
 from linlab.engines.batched import fit_batched
-from linlab.engines.batched_stats import gram_stats
+from linlab.engines.batched.objective_stats import gram_stats
 
 D, K, HIDDEN = 100, 10, 10
 

@@ -16,7 +16,8 @@ width's rows and averaged, as the pace of a shared machine drifts. Peak memory i
 resident set during the call (CPU) or the peak of allocated CUDA memory.
 
 Rows marked "compiled" pass ``compile=True``: on the CPU, SGD stacks run in the C kernel of
-:mod:`linlab.engines.native` (on a GPU, TorchInductor's code, :mod:`linlab.engines.fused`).
+:mod:`linlab.engines.batched.kernels.native` (on a GPU, TorchInductor's code,
+:mod:`linlab.engines.batched.kernels.fused`).
 Before a width's compiled rows, one small call builds or compiles what they use and the time
 it takes is printed (once per process; the kernel's on-disk cache, and TorchInductor's,
 make later processes faster), then the garbage it left is collected; a short call of the

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from conftest import same_histories
+from conftest import same_histories, same_runs
 
 from linlab import TrainConfig
 from linlab.data import seed_dataset
-from linlab.engines import compiled
-from linlab.engines.batched import fit_batched
+from linlab.engines.batched import fit_batched, plan
+from linlab.engines.batched.kernels import compiled
 from linlab.sweeps import sweep
 
 needs_compiler = pytest.mark.skipif(not compiled.compiler_found(), reason="needs a C++ compiler (g++)")
@@ -45,7 +45,7 @@ def both():
     compiled.CompiledEpoch.__call__ = spy
     try:  # the per-epoch loop for every stack (fused SGD stacks: test_fused)
         with pytest.MonkeyPatch.context() as m:
-            m.setattr("linlab.engines.batched.eligible", lambda path, configs: False)
+            m.setattr("linlab.engines.batched.plan.eligible", lambda path, configs: False)
             on = fit_batched(data, configs, compile=True)
     finally:
         compiled.CompiledEpoch.__call__ = original
@@ -58,11 +58,7 @@ def test_compiled_runs_follow_the_eager_trajectories(both):
     assert calls and all(calls)  # the compiled kernel ran, every time it was asked
     outcomes = {r.outcome for r in eager}
     assert {"diverged", "converged"} <= outcomes
-    for a, b in zip(eager, on):
-        assert (a.outcome, a.epochs, a.epochs_to_tol) == (b.outcome, b.epochs, b.epochs_to_tol)
-        np.testing.assert_allclose(b.history, a.history, rtol=1e-9, atol=0)
-        for Wa, Wb in zip(a.factors, b.factors):
-            np.testing.assert_allclose(Wb, Wa, rtol=1e-8, atol=1e-12 * np.abs(Wa).max())
+    same_runs(eager, on, rows=1000)
 
 
 @needs_compiler
@@ -101,19 +97,19 @@ def test_a_failed_compile_warns_and_runs_eagerly(monkeypatch):
     with pytest.warns(RuntimeWarning, match="no working C\\+\\+ compiler.*running eagerly"):
         fallback = fit_batched(data, configs, compile=True)
     eager = fit_batched(data, configs, compile=False)
-    same_histories(eager, fallback)
+    same_histories(eager, fallback, rows=1000)
 
 
 def test_compile_modes():
-    from linlab.engines import native
+    from linlab.engines.batched.kernels import native
 
     kernel = "kernel" if native.compiler() else None
-    assert compiled.compile_plan(False, "cpu", 10**12) is None
-    assert compiled.compile_plan(True, "cpu", 1) == compiled.compile_plan(True, "cuda", 1) == "all"
-    assert compiled.compile_plan("auto", "cpu", 1) == kernel  # the C kernel: built in a second
-    assert compiled.compile_plan("auto", "cpu", compiled.AUTO_RUN_EPOCHS - 1) == kernel
-    assert compiled.compile_plan("auto", "cuda", 10**12) is None
-    assert compiled.compile_plan("auto", "cpu", compiled.AUTO_RUN_EPOCHS) == (
+    assert plan.compile_plan(False, "cpu", 10**12) is None
+    assert plan.compile_plan(True, "cpu", 1) == plan.compile_plan(True, "cuda", 1) == "all"
+    assert plan.compile_plan("auto", "cpu", 1) == kernel  # the C kernel: built in a second
+    assert plan.compile_plan("auto", "cpu", plan.AUTO_RUN_EPOCHS - 1) == kernel
+    assert plan.compile_plan("auto", "cuda", 10**12) is None
+    assert plan.compile_plan("auto", "cpu", plan.AUTO_RUN_EPOCHS) == (
         "all" if compiled.compiler_found() else kernel)
     with pytest.raises(ValueError, match="compile='yes' must be 'auto', True or False"):
         fit_batched(seed_dataset(), [TrainConfig()], compile="yes")
@@ -147,11 +143,11 @@ def test_a_compiled_sweep_runs_in_large_batches_and_decides_once(monkeypatch):
     sweep(grid, compile=True)
     assert sizes == [300] + [256, 44] + [16] * 18 + [12]
     assert modes[:3] == [True, False, False]
-    from linlab.engines import native
+    from linlab.engines.batched.kernels import native
 
     grid["fixed"]["engine"] = "batched"
     sweep(grid)  # "auto": the C kernel's plan, which runs large batches too
     assert (sizes[-1], modes[-1]) == ((300, "auto") if native.compiler() else (44, "auto"))
-    monkeypatch.setattr(compiled, "AUTO_RUN_EPOCHS", 1500)  # 300 runs x 5 epochs
+    monkeypatch.setattr(plan, "AUTO_RUN_EPOCHS", 1500)  # 300 runs x 5 epochs
     sweep(grid)
     assert modes[-1] == (True if compiled.compiler_found() else "auto")

@@ -4,12 +4,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import same_histories, same_runs
+from conftest import same_histories, same_history, same_runs
 
 from linlab import TrainConfig
 from linlab.data import seed_dataset
-from linlab.engines import compiled, fused, gram
-from linlab.engines.batched import fit_batched
+from linlab.engines.batched import fit_batched, plan
+from linlab.engines.batched.kernels import compiled, fused, gram
 
 pytestmark = pytest.mark.skipif(not compiled.compiler_found(), reason="needs a C++ compiler (g++)")
 
@@ -23,23 +23,23 @@ def _spy(monkeypatch):
         ran.append(out is not None)
         return out
 
-    monkeypatch.setattr("linlab.engines.batched.run_stack_fused", spy)
+    monkeypatch.setattr("linlab.engines.batched.fit.run_stack_fused", spy)
     return ran
 
 
 @pytest.fixture(params=["c", "inductor"])
 def kernel(request, monkeypatch):
-    """Which compiled code fused CPU stacks run: the C kernel (linlab.engines.native) or,
-    with it switched off, TorchInductor (linlab.engines.fused, gram)."""
+    """Which compiled code fused CPU stacks run: the C kernel (linlab.engines.batched.kernels.native) or,
+    with it switched off, TorchInductor (linlab.engines.batched.kernels.fused, gram)."""
     if request.param == "inductor":
-        monkeypatch.setattr(fused, "native_kernel", lambda path, depth=2: None)
+        monkeypatch.setattr(plan, "native_kernel", lambda path, depth=2: None)
     return request.param
 
 
 def _blocks(monkeypatch) -> list[str]:
     # the class of every fused block run
     ran = []
-    for cls in (fused._Native, fused._Factors, gram.Gram):
+    for cls in (fused.Native, fused.Factors, gram.Gram):
         original = cls.block
         monkeypatch.setattr(cls, "block",
                             lambda self, *a, _o=original, _c=cls: ran.append(_c.__name__) or _o(self, *a))
@@ -71,22 +71,22 @@ def _every_rule(hyper: dict, n: int = 45, wide: bool = False) -> list[TrainConfi
     ({}, False),
     ({"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}, False),
     ({"momentum": 0.5}, False),
-    ({}, True),  # on the Gram matrix (depth 2, no momentum, wide: linlab.engines.gram)
+    ({}, True),  # on the Gram matrix (depth 2, no momentum, wide: linlab.engines.batched.kernels.gram)
     ({"weight_decay": 1e-3}, True),
 ])
 def test_fused_stacks_follow_the_per_epoch_loop(monkeypatch, kernel, hyper, wide):
-    monkeypatch.setattr(fused, "UNROLL", 2)  # a small graph: the same code as UNROLL = 8, compiled faster
+    monkeypatch.setattr(plan, "UNROLL", 2)  # a small graph: the same code as UNROLL = 8, compiled faster
     ran, blocks = _spy(monkeypatch), _blocks(monkeypatch)
     data, configs = seed_dataset(), _every_rule(hyper, wide=wide)
     on = fit_batched(data, configs, compile=True)
-    expected = "_Native" if kernel == "c" else "Gram" if wide else "_Factors"
+    expected = "Native" if kernel == "c" else "Gram" if wide else "Factors"
     assert ran == [True] and set(blocks) == {expected}
     eager = fit_batched(data, configs, compile=False)
     outcomes = Counter(r.outcome for r in eager)
     assert set(outcomes) == {"converged", "stalled", "diverged", "max_epochs"}, outcomes
     assert any(len(r.history) == 0 and r.outcome == "diverged" for r in eager)  # at epoch 0
     assert any(len(r.history) > 1 and r.outcome == "diverged" for r in eager)
-    same_runs(eager, on)
+    same_runs(eager, on, rows=1000)
     for a, b in zip(eager, on):  # the single-run loop's sentences
         if a.outcome != "stalled":  # its best loss is printed to 6 digits, the others to 4
             assert a.message == b.message
@@ -99,7 +99,7 @@ def test_the_shipped_unroll_on_a_seed_style_sweep(monkeypatch, kernel):
                for i in range(64)]
     on = fit_batched(data, configs, compile=True)
     assert ran and all(ran)
-    same_runs(fit_batched(data, configs, compile=False), on)
+    same_runs(fit_batched(data, configs, compile=False), on, rows=1000)
 
 
 def test_what_cannot_run_fused_runs_per_epoch(monkeypatch):
@@ -108,7 +108,7 @@ def test_what_cannot_run_fused_runs_per_epoch(monkeypatch):
     def never(*args):
         raise AssertionError("ran fused")
 
-    monkeypatch.setattr("linlab.engines.batched.run_stack_fused", never)
+    monkeypatch.setattr("linlab.engines.batched.fit.run_stack_fused", never)
     adam = [TrainConfig(widths=(10, 3, 2), optimizer="adam", lr=1e-2, epochs=5, seed=i) for i in range(40)]
     short = [TrainConfig(widths=(10, 3, 2), lr=1e-6, epochs=5, seed=i, stall_window=1) for i in range(40)]
     auto = [TrainConfig(widths=(10, 3, 2), lr="auto", epochs=5, seed=i) for i in range(40)]
@@ -119,7 +119,7 @@ def test_what_cannot_run_fused_runs_per_epoch(monkeypatch):
 
 
 def test_a_failed_fused_compile_falls_back_with_a_warning(monkeypatch):
-    monkeypatch.setattr(fused, "native_kernel", lambda path, depth=2: None)  # TorchInductor's failure
+    monkeypatch.setattr(plan, "native_kernel", lambda path, depth=2: None)  # TorchInductor's failure
 
     def broken():
         def fail(*args, **kwargs):
@@ -133,11 +133,11 @@ def test_a_failed_fused_compile_falls_back_with_a_warning(monkeypatch):
     with pytest.warns(RuntimeWarning, match="compiler exploded.*running eagerly"):
         fallback = fit_batched(data, configs, compile=True)
     eager = fit_batched(data, configs, compile=False)
-    same_histories(eager, fallback)
+    same_histories(eager, fallback, rows=1000)
 
 
 def test_float32_stacks_run_fused_with_float64_stop_rules(monkeypatch, kernel):
-    monkeypatch.setattr(fused, "UNROLL", 2)
+    monkeypatch.setattr(plan, "UNROLL", 2)
     ran, blocks = _spy(monkeypatch), _blocks(monkeypatch)
     data = seed_dataset()
     configs = [TrainConfig(widths=(10, h, 2), init="scaled", init_scale=0.1, lr=lr, tol=1.0, epochs=80, seed=i,
@@ -145,9 +145,9 @@ def test_float32_stacks_run_fused_with_float64_stop_rules(monkeypatch, kernel):
                for i, (h, lr) in enumerate([(h, lr) for h in (3, 30) for lr in (1e-7, 1e-5, 1e-3)] * 12)]
     on = fit_batched(data, configs, compile=True)
     # TorchInductor: a stack on the factors and one on the Gram matrix; C: one padded stack
-    assert (ran, set(blocks)) == (([True], {"_Native"}) if kernel == "c" else ([True, True], {"_Factors", "Gram"}))
+    assert (ran, set(blocks)) == (([True], {"Native"}) if kernel == "c" else ([True, True], {"Factors", "Gram"}))
     eager = fit_batched(data, configs, compile=False)
     assert {r.outcome for r in eager} == {"converged", "diverged", "max_epochs"}
     for a, b in zip(eager, on):
         assert (a.outcome, a.epochs) == (b.outcome, b.epochs)
-        np.testing.assert_allclose(b.history, a.history, rtol=1e-3)
+        same_history(a.history, b.history, rows=1000, dtype=np.float32)

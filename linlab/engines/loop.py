@@ -16,6 +16,15 @@ from ..data import Dataset
 from ..models import init_biases, init_factors
 from ..results import RunResult
 from .base import Engine
+from .stop_rules import (
+    converged_message,
+    diverged_message,
+    divergence_limit,
+    has_stalled,
+    is_diverged,
+    max_epochs_message,
+    stalled_message,
+)
 
 
 def make_engine(name: str, data, config, factors, biases=None, val=None) -> Engine:
@@ -30,7 +39,7 @@ def make_engine(name: str, data, config, factors, biases=None, val=None) -> Engi
         cls = AutogradEngine if name == "autograd" else ModuleEngine
         return cls(data, config, factors, biases, val)
     if name == "batched":  # a stack of one; many runs at once: linlab.engines.batched.fit_batched
-        from .batched_engine import BatchedEngine
+        from .batched.engine import BatchedEngine
 
         return BatchedEngine(data, config, factors, biases, val)
     raise ValueError(f"engine={name!r} has no single-run form; use 'numpy', 'autograd', 'module' or 'batched'.")
@@ -165,19 +174,16 @@ def fit(
     with _flush_denormals(config):
         for t in range(start, config.epochs + 1):
             loss = engine.loss()
-            limit = config.diverge_factor * max(history[0] if history else loss, 1e-300)
+            limit = divergence_limit(config.diverge_factor, history[0] if history else loss)
             if not history and not math.isfinite(loss):
                 raise ValueError(
                     f"the loss at the initial factors is {loss}, so no step can be taken: the data "
                     f"or the initial factors (init={config.init!r}, init_scale={config.init_scale:g}) "
                     "overflow. Lower init_scale, or standardize the data."
                 )
-            if not math.isfinite(loss) or (history and loss > limit):
+            if is_diverged(loss, limit if history else None):
                 outcome = "diverged"
-                message = (
-                    f"diverged at epoch {t}: loss became {loss:.4g} with lr={lr:.3g}; kept the "
-                    f"last finite state (epoch {t - 1}, loss {history[-1]:.4g})."
-                )
+                message = diverged_message(t, loss, lr, history[-1])
                 if snapshot is not None:
                     engine.set_params(*snapshot)
                 else:  # the first epoch of a resumed run: no earlier state is held
@@ -191,21 +197,18 @@ def fit(
             if val is not None:
                 val_history.append(engine.val_loss())
             if t == config.epochs:
-                message = f"reached the epoch limit {t} at loss {loss:.4g}."
+                message = max_epochs_message(t, loss)
                 break
             if log is not None and (t + 1) % config.log_every == 0:
                 log(f"Epoch [{t + 1}/{config.epochs}], Loss: {loss:.4f}")
             if loss <= config.tol:
                 outcome, epochs_to_tol = "converged", t
-                message = f"converged at epoch {t}: loss {loss:.4g} <= tol {config.tol:g}."
+                message = converged_message(t, loss, config.tol)
                 break
             w = config.stall_window
-            if t >= w and best[t - w] - best[t] <= config.stall_rtol * best[t - w]:
+            if t >= w and has_stalled(best[t - w], best[t], config.stall_rtol):
                 outcome = "stalled"
-                message = (
-                    f"stalled at epoch {t}: the best loss improved by less than "
-                    f"{config.stall_rtol:g} (relative) over the last {w} epochs, at {best[t]:.6g}."
-                )
+                message = stalled_message(t, best[t], config.stall_rtol, w)
                 break
             if config.lr == "auto" and config.depth > 1 and len(history) > 1 and loss > history[-2]:
                 from ..theory import reestimate_lr

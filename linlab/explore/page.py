@@ -1,7 +1,7 @@
 """The explorer page: the statistics it embeds and the HTML file that carries them.
 
 The page trains on the statistics alone, in the exact decomposition of linlab's batched
-engine (:mod:`linlab.engines.batched_stats`): with P₀ the least-squares solution,
+engine (:mod:`linlab.engines.batched.objective_stats`): with P₀ the least-squares solution,
 Δ = P − P₀, r = AP₀ − C and L* = ‖XP₀ − Y‖² (r and L* from the rows when that is needed),
 
     ‖XP − Y‖² = Σ_i λ_i ‖(VᵀΔ)_i‖² + 2 tr(Δᵀr) + L*,    ∂/∂P = 2(VΛVᵀΔ + r),
@@ -89,7 +89,7 @@ def explorer_stats(data: Dataset) -> dict:
     >>> s["n"], s["d"], s["k"], len(s["floors"]["sum"]["loss"])
     (1000, 10, 2, 2)
     """
-    from ..engines.batched_stats import least_squares_terms
+    from ..engines.batched.objective_stats import least_squares_terms
     from ..theory import as_stats
 
     if data.n_samples < 1:

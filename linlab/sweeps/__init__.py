@@ -75,7 +75,7 @@ def run_batch(data: Dataset, configs: Sequence[TrainConfig], *, device: str | No
 def _resolve_compile(compile, runs: Sequence[Run], device: str | None) -> tuple[bool | str, str | None]:
     # decided once for the sweep: its batches are small, its total is what pays for compiling;
     # (the compile argument of each batch, the plan it gives)
-    from ..engines.compiled import check_mode, compile_plan
+    from ..engines.batched.plan import check_mode, compile_plan
 
     check_mode(compile)
     batched = [r.config for r in runs if r.config.engine == "batched"]

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..losses import loss_grad
-from .batched_stack import backward
+from ...losses import loss_grad
+from .state import backward
 
 CACHE_BYTES = 4 * 2**20  # a layer's activations per chunk of rows, all runs together
 MIN_ROWS = 32  # the fewest rows per chunk the cache bound may ask for

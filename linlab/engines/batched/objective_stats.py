@@ -13,7 +13,7 @@ tr(PᵀAP) − 2tr(PᵀC) + ‖Y‖² loses everything below eps·‖Y‖² to c
 then costs O(B·(d²k + Σ d·h_j·h_{j+1})), whatever n.
 
 Stacks whose hidden layers are at most ``BATCH_LAST_WIDTH`` wide are stored with the run
-index last (:func:`~.batched_stack.to_batch_last`): Δ of all runs is then one (d, k·B)
+index last (:func:`~.state.to_batch_last`): Δ of all runs is then one (d, k·B)
 matrix, [R; sA]Δ one shared product, and each per-run product of tiny matrices a few
 elementwise operations over B instead of B matrix products (``torch.bmm`` costs ~0.1-0.2 µs
 per matrix whatever its size). Every sum there runs in an order that does not depend on B,
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..stats import Stats
-from .batched_stack import is_batch_last
-from .compiled import MIN_ROWS, CompiledEpoch
+from ...stats import Stats
+from .kernels.compiled import MIN_ROWS, CompiledEpoch
+from .state import is_batch_last
 
 # L* and r come from the rows when L* is below this fraction of ‖Y‖² (cancellation would
 # cost more than 1e-12 of it), or when the rows are few enough (entries of X) to pass cheaply
@@ -198,10 +198,10 @@ class StatsPath:
     dtype, device
         Of the stacked runs; the constants are cast once.
     compiled : bool
-        Train in the eigenbasis of A, so that SGD stacks can run fused (:mod:`.fused`).
+        Train in the eigenbasis of A, so that SGD stacks can run fused (:mod:`.kernels.fused`).
     inductor : bool
         With `compiled`, also keep every stack with the run index last and run its epochs
-        through the compiled kernel of :mod:`.compiled` (stacks of fewer than ``MIN_ROWS``
+        through the compiled kernel of :mod:`.kernels.compiled` (stacks of fewer than ``MIN_ROWS``
         runs, and all stacks once compiling failed, run eagerly).
 
     Examples

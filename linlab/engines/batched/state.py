@@ -21,6 +21,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ... import optim
+from .update import sgd_into
+
 
 def padded_widths(widths_list) -> tuple[int, ...]:
     """The layer-wise maximum of architectures of one depth.
@@ -81,7 +84,7 @@ def stack_biases(biases_list, widths, dtype, device) -> list[torch.Tensor]:
 def to_batch_last(t: torch.Tensor) -> torch.Tensor:
     """The same (B, a, b) tensor stored with the run index last in memory: a view of a
     contiguous (a, b, B) tensor, on which per-run products of tiny matrices become
-    elementwise operations over B (see :class:`~.batched_stats.StatsPath`).
+    elementwise operations over B (see :class:`~.objective_stats.StatsPath`).
 
     Examples
     --------
@@ -194,3 +197,80 @@ def map_state(state, fn):
     torch.Size([2, 1, 1])
     """
     return type(state)(*[[fn(t) for t in v] if isinstance(v, list) else v for v in state])
+
+
+class Stack:
+    """The stacked parameters and optimizer state of the runs still in the tensors.
+
+    ``alive[row]`` is the run held in stack row `row`; ``frozen[row]`` marks rows whose run
+    has stopped but which have not been dropped yet.
+
+    Examples
+    --------
+    >>> from linlab import TrainConfig
+    >>> configs = [TrainConfig(widths=(3, 2, 1)), TrainConfig(widths=(3, 4, 1))]
+    >>> stack = Stack(configs, [[np.ones((3, 2)), np.ones((2, 1))], [np.ones((3, 4)), np.ones((4, 1))]],
+    ...               (3, 4, 1), torch.float64, "cpu")
+    >>> [tuple(p.shape) for p in stack.params], [W.shape for W in stack.finals(np.array([0]), configs)[0][0]]
+    ([(2, 3, 4), (2, 4, 1)], [(3, 2), (2, 1)])
+    """
+
+    def __init__(self, configs, factors, widths, dtype, device, batch_last: bool = False):
+        self.L, self.bias, self.device, self.dtype = len(widths) - 1, configs[0].bias, device, dtype
+        self.params = stack_factors(factors, widths, dtype, device)
+        if batch_last:  # the run index last in memory (see to_batch_last)
+            self.params = [to_batch_last(p) for p in self.params]
+        if self.bias:
+            self.params += stack_biases([None] * len(configs), widths, dtype, device)
+        self.state = optim.init(configs[0].optimizer, self.params)
+        self.prev = [torch.empty_like(p) for p in self.params]  # the state before the last update
+        self.alive, self.frozen = np.arange(len(configs)), np.zeros(len(configs), dtype=bool)
+
+    def split(self):
+        return self.params[: self.L], (self.params[self.L:] if self.bias else None)
+
+    def freeze(self, rows: np.ndarray, diverged: np.ndarray, grads, t: int) -> None:
+        """Stop `rows`: diverged ones go back to the last finite state; nothing of theirs moves again."""
+        back = torch.as_tensor(rows[diverged], device=self.device)
+        if t and len(back):
+            for p, q in zip(self.params, self.prev):
+                p[back] = q[back]
+        idx = torch.as_tensor(rows, device=self.device)
+        for g in grads:
+            g[idx] = 0
+        map_state(self.state, lambda s: s.index_fill_(0, idx, 0))
+        self.frozen[rows] = True
+
+    def compact(self, grads) -> list:
+        """Drop frozen rows once they are an eighth of the stack; returns the kept gradients."""
+        if self.frozen.sum() < max(1, len(self.alive) // 8):
+            return grads
+        keep_host = np.flatnonzero(~self.frozen)
+        keep = torch.as_tensor(keep_host, device=self.device)
+        self.params = [take_rows(p, keep) for p in self.params]
+        self.state = map_state(self.state, lambda s: take_rows(s, keep))
+        self.prev = [torch.empty_like(p) for p in self.params]
+        self.alive, self.frozen = self.alive[keep_host], np.zeros(len(keep_host), dtype=bool)
+        return [take_rows(g, keep) for g in grads]
+
+    def lr_tensor(self, lr: np.ndarray) -> torch.Tensor:
+        """Per-row learning rates (B,) as the (B, 1, 1) tensor `update` takes."""
+        return torch.as_tensor(lr, device=self.device).to(self.dtype).view(-1, 1, 1)
+
+    def update(self, grads, lr: torch.Tensor, config) -> None:
+        """One optimizer step with per-row learning rates `lr` (B, 1, 1), keeping the current
+        state in `prev`."""
+        if config.optimizer == "sgd":
+            new, self.state = sgd_into(self.prev, self.params, grads, self.state, lr, config)
+            self.prev, self.params = self.params, new
+            return
+        for p, q in zip(self.params, self.prev):
+            q.copy_(p)
+        self.state = optim.step(config.optimizer, self.params, grads, self.state, lr, config)
+
+    def finals(self, rows: np.ndarray, configs) -> list:
+        """(factors, biases) of `rows` as float64 NumPy arrays cut to each run's widths."""
+        widths = [configs[i].widths for i in self.alive[rows]]
+        Ws = unstack(self.params[: self.L], rows, widths)
+        bs = unstack(self.params[self.L:], rows, widths, biases=True) if self.bias else [None] * len(rows)
+        return list(zip(Ws, bs))

@@ -1,7 +1,7 @@
 r"""A fused, compiled epoch for the statistics path: ``torch.compile`` over stacks kept with the
 run index last.
 
-The eager statistics path (:mod:`.batched_stats`) spends an epoch in a few dozen tensor
+The eager statistics path (:mod:`..objective_stats`) spends an epoch in a few dozen tensor
 operations, each a pass over memory; the products of tiny per-run matrices it needs are
 either many elementwise passes or ``torch.bmm`` calls of ~0.1-0.2 µs per matrix. Written as
 broadcast products and sums over (…, B) tensors, the same epoch compiles (TorchInductor,
@@ -20,7 +20,7 @@ For the stack with the run index last (Wj of shape (H_{j-1}, H_j, B)), one epoch
 
     G_L = Z_2 + s r,\quad \partial\ell/\partial W_j = Q_{j-1}^\top G_j,\quad G_{j-1} = G_j W_j^\top,
 
-per run, as in :class:`~.batched_stats.StatsPath` (the caller adds L* and divides).
+per run, as in :class:`~..objective_stats.StatsPath` (the caller adds L* and divides).
 A compiled run agrees with the eager one to rounding (about 1e-15 relative per epoch),
 not bit for bit: the kernels' order of operations differs.
 """
@@ -37,10 +37,6 @@ import torch
 # fewer live rows than this run eagerly: compiled kernels gain nothing on tiny stacks, and a
 # stack of one row would need a graph of its own (size 1 is never symbolic)
 MIN_ROWS = 32
-# "auto" compiles a call whose stacks plan at least this many run-epochs on the CPU: compiling
-# costs 5-60 s (cold), about what the eager path takes for this much work
-AUTO_RUN_EPOCHS = 50_000_000
-MODES = ("auto", True, False)
 # graphs one compiled function may hold: one per depth, dtype, optimizer terms, unroll and
 # width-1 layer; torch's default of 8 would send a varied sweep back to eager mode
 RECOMPILE_LIMIT = 128
@@ -141,7 +137,7 @@ def eigen_terms(D, root, slam, sr, r):
 
 def eigen_epoch(Ws, P, root, slam, sr, r):
     """:func:`stats_epoch` for factors whose first layer is in the eigenbasis of A (W1 → VᵀW1,
-    constants from :meth:`~.batched_stats.StatsPath.eigenbasis`): no d × d product left."""
+    constants from :meth:`~..objective_stats.StatsPath.eigenbasis`): no d × d product left."""
     return through_factors(Ws, P, lambda D: eigen_terms(D, root, slam, sr, r))
 
 
@@ -162,46 +158,6 @@ def compiler_found() -> bool:
     """
     candidates = [os.environ.get("CXX"), "g++", "c++", "clang++"]
     return any(c and shutil.which(c) for c in candidates)
-
-
-def check_mode(compile) -> None:
-    """Refuse a `compile` argument that is not ``"auto"``, True or False.
-
-    Examples
-    --------
-    >>> check_mode("yes")
-    Traceback (most recent call last):
-    ...
-    ValueError: compile='yes' must be 'auto', True or False.
-    """
-    if not any(compile is m or (isinstance(m, str) and compile == m) for m in MODES):
-        raise ValueError(f"compile={compile!r} must be 'auto', True or False.")
-
-
-def compile_plan(compile, device, run_epochs: int) -> str | None:
-    """What the stacks of a call compile: None (nothing, eager torch), ``"kernel"`` (SGD stacks
-    on the CPU run in the C kernel of :mod:`.native`) or ``"all"`` (that, and TorchInductor for
-    the other stacks).
-
-    True gives ``"all"`` and False None. ``"auto"`` gives, on the CPU with a C compiler,
-    ``"all"`` for calls that plan at least ``AUTO_RUN_EPOCHS`` run-epochs (what pays for
-    TorchInductor's seconds of compiling) and ``"kernel"`` below that (the kernel is built
-    in about a second, once per machine); elsewhere None.
-
-    Examples
-    --------
-    >>> compile_plan(False, "cpu", 10**9), compile_plan(True, "cuda", 1), compile_plan("auto", "cuda", 10**9)
-    (None, 'all', None)
-    """
-    if compile is True:
-        return "all"
-    if compile is False or str(device) != "cpu":
-        return None
-    from .native import compiler
-
-    if run_epochs >= AUTO_RUN_EPOCHS and compiler_found():
-        return "all"
-    return "kernel" if compiler() is not None else None
 
 
 class CompiledEpoch:

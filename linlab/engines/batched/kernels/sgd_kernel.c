@@ -1,11 +1,12 @@
-/* Stacked SGD epochs with the stop rules, in C: linlab.engines.native builds and loads it.
+/* Stacked SGD epochs with the stop rules, in C: linlab.engines.batched.kernels.native builds and loads it.
  *
- * The same epochs as linlab/engines/fused.py's sgd_block (read that docstring first): factors
+ * The same epochs as kernels/fused.py's sgd_block (read that docstring first): factors
  * W_j of shape (H_{j-1}, H_j, B) with the run index last, the first layer in the eigenbasis of
  * A = XᵀX, plain SGD with optional momentum, Nesterov and weight decay, and fit's stop rules
  * per run and per epoch. Runs go LANES at a time: a lane block's factors are copied into
  * small contiguous buffers of vectors (one vector holds one entry of LANES runs), which stay
- * in the L1 cache for all K epochs of the call; every product of the runs' tiny matrices is
+ * in the L1/L2 cache for all K epochs of the call (32 lanes: a product's accumulator is four
+ * independent vector chains, not one latency-bound one); every product of the runs' tiny matrices is
  * then a few vector operations per entry, and the results are copied back. One call does
  * the lane blocks [b0, b1); the caller runs disjoint ranges on several threads.
  *
@@ -28,7 +29,7 @@ typedef int32_t mask_t;
 typedef double real;
 typedef int64_t mask_t;
 #endif
-#define LANES 8
+#define LANES 32
 #define MAX_DEPTH 64
 typedef real vec __attribute__((vector_size(LANES * sizeof(real)))); /* one entry of LANES runs */
 typedef mask_t ivec __attribute__((vector_size(LANES * sizeof(real))));

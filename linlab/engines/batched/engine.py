@@ -1,8 +1,8 @@
 """Engine ``batched`` for one run: the stacked arithmetic with a stack of one, inside `fit`.
 
 ``fit(data, TrainConfig(engine="batched"))`` gets the shared loop's logging, callbacks,
-validation, resumption and mini-batches, with the gradients of :mod:`.batched_stats`
-(squared loss, full batch, no bias) or :mod:`.batched_data` (everything else).
+validation, resumption and mini-batches, with the gradients of :mod:`.objective_stats`
+(squared loss, full batch, no bias) or :mod:`.objective_data` (everything else).
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import optim
-from .base import Engine
-from .batched import choose_path
-from .batched_data import DataPath
-from .batched_stack import stack_biases, stack_factors, unstack
-from .batched_stats import StatsPath, dataset_terms
-from .torch_engines import DTYPES, torch_device
+from ... import optim
+from ..base import Engine
+from ..torch_engines import DTYPES, torch_device
+from .objective_data import DataPath
+from .objective_stats import StatsPath, dataset_terms
+from .plan import choose_path
+from .state import stack_biases, stack_factors, unstack
 
 MEMORY_BUDGET = 2 * 1024**3  # bytes for rows in flight and activations
 

@@ -25,9 +25,9 @@ import functools
 import numpy as np
 import torch
 
-from .batched_stack import stack_factors
+from ..state import stack_factors
 from .compiled import eigen_terms, limits, mm, mt, tm
-from .fused import _judge, _Rows
+from .rows import Rows, judge
 
 GRAM_WIDTH = 17  # padded hidden width from which the Gram dynamics costs less than the factors'
 
@@ -83,7 +83,7 @@ def gram_block(K, Phi, prevK, prevPhi, P, root, slam, sr, r, floor, divisor, wd,
         N, Pt, M = K[:d, :d], K[:d, d:], K[d:, d:]
         loss, G = eigen_terms(Pt - P, root, slam, sr, r)
         loss = ((loss + floor) / divisor).double()
-        diverged, go, limit, best, code = _judge(loss, t0 + j, alive, limit, best, pasts[j], factor, tol, rtol,
+        diverged, go, limit, best, code = judge(loss, t0 + j, alive, limit, best, pasts[j], factor, tol, rtol,
                                                  epochs)
         eta = lrs[j]
         c = 1.0 - eta * wd  # exactly 1 without weight decay
@@ -108,7 +108,7 @@ def compiled_gram_block():
     return torch.compile(gram_block, dynamic=True, fullgraph=True)
 
 
-class Gram(_Rows):
+class Gram(Rows):
     """Fused depth-2 SGD on the Gram matrix and the map Φ (the factors are Φ U_0)."""
 
     STATE = ("K", "Phi", "prevK", "prevPhi", "U0")
@@ -129,8 +129,8 @@ class Gram(_Rows):
         s = self.scalars
         with limits():
             out = compiled_gram_block()(self.K, self.Phi, self.prevK, self.prevPhi, *self.consts, s["floor"],
-                                        s["divisor"], s["wd"], *self._rules(lrs, pasts, t0))
-        return self._keep(out[:4] + (self.U0,) + out[4:])
+                                        s["divisor"], s["wd"], *self.rules(lrs, pasts, t0))
+        return self.keep(out[:4] + (self.U0,) + out[4:])
 
     def finals(self, rows: np.ndarray, configs) -> list:
         idx = torch.as_tensor(rows, device=self.device)

@@ -1,0 +1,162 @@
+"""linlab's batched engine against a JAX peer: the program a competent researcher would write
+for the same sweep, timed side by side in one process.
+
+The sweep is ``sweep_throughput.py``'s: B runs of (10, h, 2) on the seed's 1000 x 10 data,
+plain SGD with lr = 1e-7 · (0.5 + (i mod 10)/10), the same initial factors (seed i), 300
+epochs, float64, fit's stop rules (here every run goes the full distance; both programs
+still check every run at every epoch).
+
+The peer (``peer_sweep``): ``jax_enable_x64``; the statistics trick (A = XᵀX, C = XᵀY,
+‖Y‖² once, so an epoch costs nothing in n: ℓ = ⟨P, AP⟩ − 2⟨P, C⟩ + ‖Y‖², ∂ℓ/∂P = 2(AP − C));
+one run's loss and gradient written plainly and ``jax.vmap``-ed over the runs; the epochs a
+``jax.lax.scan`` that records each run's loss and masks its update once it has diverged
+(non-finite, or above 1e6 times its initial loss: back to the last finite state) or
+converged (loss ≤ tol); the whole sweep one ``jax.jit``. Both start from the same initial
+factors, drawn before the clock starts. The peer's time is the best of three calls after a
+first one that compiles it (its compile time is printed apart); linlab's the best of three
+whole ``fit_batched`` calls, a ``RunResult`` per run (history, messages, config) included.
+
+Printed per B and h: run-epochs/s of each, linlab / JAX, and the fraction of this machine's
+float64 matrix-multiply peak that linlab reaches: FLOPs per run-epoch (the products
+P = W1W2, ∂ℓ/∂W1 = G W2ᵀ, ∂ℓ/∂W2 = W1ᵀG and the update: 6dhk + 2h(d + k)) times its
+run-epochs/s, over the GFLOP/s of a large float64 matmul (NumPy and torch, the better one)
+measured in the same run.
+
+    pip install 'linlab[bench]'        # jax
+    python benchmarks/jax_peer.py      # h = 1, 4, 16, 64; B = 1,000 and 10,000
+    python benchmarks/jax_peer.py --quick
+
+Timings are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+
+from linlab import TrainConfig, seed_dataset
+from linlab.engines.batched import fit_batched
+from linlab.models import init_factors
+
+jax.config.update("jax_enable_x64", True)
+
+LR, EPOCHS, DIVERGE = 1e-7, 300, 1e6
+
+
+def configs_for(h: int, B: int, epochs: int) -> list[TrainConfig]:
+    return [TrainConfig(widths=(10, h, 2), lr=LR * (0.5 + (i % 10) / 10), epochs=epochs, seed=i, tol=0.0,
+                        stall_window=epochs + 1) for i in range(B)]
+
+
+def peer_sweep(A, C, yy, epochs: int):
+    """The JAX program: a jitted function of (W1s, W2s, lrs, tols) -> (W1s, W2s, losses (epochs + 1, B))."""
+
+    def loss_and_grads(W1, W2):
+        P = W1 @ W2
+        AP = A @ P
+        loss = jnp.sum(P * AP) - 2.0 * jnp.sum(P * C) + yy
+        G = 2.0 * (AP - C)
+        return loss, G @ W2.T, W1.T @ G
+
+    batched = jax.vmap(loss_and_grads)
+
+    def epoch(carry, t):
+        W1, W2, prev1, prev2, alive, limit, lrs, tols = carry
+        loss, g1, g2 = batched(W1, W2)
+        limit = jnp.where(t == 0, DIVERGE * jnp.maximum(loss, 1e-300), limit)
+        diverged = alive & jnp.where(t == 0, ~jnp.isfinite(loss), ~(loss <= limit))
+        go = alive & ~diverged & ~(loss <= tols) & (t < epochs)
+        step = lrs[:, None, None]
+        new1 = jnp.where(go[:, None, None], W1 - step * g1, jnp.where(diverged[:, None, None], prev1, W1))
+        new2 = jnp.where(go[:, None, None], W2 - step * g2, jnp.where(diverged[:, None, None], prev2, W2))
+        return (new1, new2, W1, W2, go, limit, lrs, tols), jnp.where(alive, loss, jnp.nan)
+
+    @jax.jit
+    def sweep(W1, W2, lrs, tols):
+        B = W1.shape[0]
+        start = (W1, W2, W1, W2, jnp.ones(B, dtype=bool), jnp.zeros(B), lrs, tols)
+        (W1, W2, *_), losses = jax.lax.scan(epoch, start, jnp.arange(epochs + 1))
+        return W1, W2, losses
+
+    return sweep
+
+
+def peer_rate(data, configs, factors, epochs: int) -> tuple[float, float, np.ndarray]:
+    """(run-epochs/s at its best, seconds of the first, compiling call, final losses) of the peer."""
+    X, Y = np.asarray(data.X, np.float64), np.asarray(data.Y, np.float64)
+    sweep = peer_sweep(jnp.asarray(X.T @ X), jnp.asarray(X.T @ Y), float(np.sum(Y * Y)), epochs)
+    args = (jnp.asarray(np.stack([f[0] for f in factors])), jnp.asarray(np.stack([f[1] for f in factors])),
+            jnp.asarray([c.lr for c in configs]), jnp.asarray([c.tol for c in configs]))
+    tick = time.perf_counter()
+    jax.block_until_ready(sweep(*args))
+    first = time.perf_counter() - tick
+    best = np.inf
+    for _ in range(3):
+        tick = time.perf_counter()
+        out = jax.block_until_ready(sweep(*args))
+        best = min(best, time.perf_counter() - tick)
+    return len(configs) * epochs / best, first, np.asarray(out[2][-1])
+
+
+def linlab_rate(data, configs, factors) -> tuple[float, np.ndarray]:
+    """(run-epochs/s of the best of three fit_batched calls, final losses)."""
+    best = np.inf
+    for _ in range(3):
+        tick = time.perf_counter()
+        results = fit_batched(data, configs, factors=factors)
+        best = min(best, time.perf_counter() - tick)
+    return sum(r.epochs for r in results) / best, np.array([r.history[-1] for r in results])
+
+
+def matmul_peak(n: int = 2048, repeats: int = 3) -> float:
+    """GFLOP/s of the faster of NumPy's and torch's float64 n x n matmul (best of `repeats`)."""
+    a = np.random.default_rng(0).standard_normal((n, n))
+    t = torch.from_numpy(a)
+    best = np.inf
+    for mul in (lambda: a @ a, lambda: t @ t):
+        mul()
+        for _ in range(repeats):
+            tick = time.perf_counter()
+            mul()
+            best = min(best, time.perf_counter() - tick)
+    return 2 * n**3 / best / 1e9
+
+
+def flops_per_run_epoch(d: int, h: int, k: int) -> int:
+    # P = W1 W2, G W2ᵀ, W1ᵀ G: 2dhk each; the update of dh + hk entries: 2 each
+    return 6 * d * h * k + 2 * h * (d + k)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="h = 4, 16 and B = 1,000, 100 epochs")
+    args = parser.parse_args()
+    data = seed_dataset()
+    widths, sizes = ((4, 16), (1000,)) if args.quick else ((1, 4, 16, 64), (1000, 10000))
+    epochs = 100 if args.quick else EPOCHS
+    fit_batched(data, configs_for(4, 64, 2))  # builds (or loads) the C kernel once
+    peak = matmul_peak()
+    print(f"float64 matmul peak: {peak:.1f} GFLOP/s (torch threads {torch.get_num_threads()}, "
+          f"jax devices {jax.devices()})")
+    print("| h | B | linlab run-epochs/s | JAX run-epochs/s | linlab / JAX | JAX compile s | linlab % of peak |"
+          " max rel diff |")
+    print("|---|---|---|---|---|---|---|---|")
+    for h in widths:
+        for B in sizes:
+            configs = configs_for(h, B, epochs)
+            factors = [init_factors(c.widths, c.init, c.init_scale, c.seed) for c in configs]
+            jax_rate, compile_s, jax_final = peer_rate(data, configs, factors, epochs)
+            ours, final = linlab_rate(data, configs, factors)
+            share = flops_per_run_epoch(10, h, 2) * ours / (peak * 1e9)
+            diff = float(np.max(np.abs(final - jax_final) / final))
+            print(f"| {h} | {B:,} | {ours:,.0f} | {jax_rate:,.0f} | {ours / jax_rate:.2f}x | {compile_s:.1f} | "
+                  f"{100 * share:.1f}% | {diff:.1e} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
