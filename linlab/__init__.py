@@ -7,6 +7,7 @@ with ``stats`` and ``theory`` (NumPy/SciPy only) beside them.
 
 from .config import TrainConfig
 from .data import Dataset, seed_dataset, seed_factors, synthetic
+from .diagnose import diagnose  # the function, eagerly: the name would otherwise turn into the submodule
 from .engines import fit
 from .models import end_to_end, init_factors, n_params
 from .results import RunResult
@@ -30,7 +31,6 @@ def train(data: Dataset, config: TrainConfig | None = None, **settings) -> RunRe
 _LAZY = {  # public names whose modules pull in torch or pyarrow: imported on first use
     "DeepLinear": "linlab._module",
     "advise": "linlab.theory.advice",
-    "diagnose": "linlab.diagnose",
     "sweep": "linlab.sweeps",
     "load_file": "linlab.data.files",
 }

@@ -62,8 +62,8 @@ OPTIONS = [
     _option("--init-scale", type=float, default=DEFAULTS["init_scale"],
             help="std (normal/scaled), gain (orthogonal), end-to-end std (balanced)."),
     _option("--seed", type=int, default=DEFAULTS["seed"],
-            help="Seed of the initial factors and batch order; without it, the seed data starts "
-                 "from the seed's own factors."),
+            help="Seed of the initial factors and batch order; 0 on the seed data with init normal "
+                 "(or torch on seed-torch) starts from the seed's own weights."),
     # optimisation
     _option("--engine", type=click.Choice(SINGLE_RUN_ENGINES), default=DEFAULTS["engine"]),
     _option("--optimizer", type=click.Choice(OPTIMIZERS), default=DEFAULTS["optimizer"]),
@@ -137,41 +137,18 @@ def train(ctx, **settings):
     if checkpoint is not None:
         _check_resume_data(checkpoint, settings["resume"], data)
     config = make_config(settings, data)
-    factors = None
-    if checkpoint is None and _seed_init(data, config) and not _given(ctx, "seed"):
-        factors = seed_factors_for(data, config)
+    from ..models import takes_seed_factors
+
+    if checkpoint is None and takes_seed_factors(data, config):  # the seed's own weights (one rule)
         config = config.replace(extra={**config.extra, "factors": "seed"})
     resume = None if checkpoint is None else _resume_from(checkpoint, settings["resume"], config)
-    run_and_report(data, config, settings, factors=factors, resume=resume)
-
-
-# the initial factors each of the seed's data variants draws itself (its steps 2-3, 4 and 5-7)
-SEED_INITS = {"numpy": ("normal",), "torch": ("normal", "torch")}
-
-
-def _seed_init(data, config) -> bool:
-    prov = data.provenance
-    return prov.get("source") == "seed" and config.init in SEED_INITS.get(prov.get("variant"), ())
+    run_and_report(data, config, settings, resume=resume)
 
 
 def _given(ctx, *names) -> bool:
     from click.core import ParameterSource
 
     return any(ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None) for n in names)
-
-
-def seed_factors_for(data, config: TrainConfig):
-    """The seed's own initial factors, drawn right after its data, as its scripts do.
-
-    Examples
-    --------
-    >>> from linlab import seed_dataset
-    >>> [f.shape for f in seed_factors_for(seed_dataset(), TrainConfig(widths=(10, 5, 2)))]
-    [(10, 5), (5, 2)]
-    """
-    from ..data import seed_factors
-
-    return seed_factors(config.widths, data.provenance["variant"], config.init)
 
 
 def make_config(settings: dict, data) -> TrainConfig:
