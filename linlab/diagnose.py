@@ -422,6 +422,44 @@ def _slow(run: _Run) -> Diagnosis:
     return Diagnosis("stalled_other", msg, nums, causes + tips)
 
 
+def fit_metrics(result: RunResult, data: Dataset) -> dict:
+    """How well the run's final model fits `data`, per row and in the targets' own units.
+
+    Returns ``{"rows", "mean_loss", "mse", "rmse", "r2"}``: the loss divided by the rows
+    (whatever the reduction, so training and validation compare), and the mean squared
+    error, its root and R² of the predictions after undoing ``--standardize``.
+
+    Notes
+    -----
+    With a scaler (y = z·σ + μ) the residuals are r·σ; R² = 1 − Σr² / Σ(y − ȳ)² over every
+    target column together.
+
+    Examples
+    --------
+    >>> from linlab import seed_dataset, train
+    >>> data = seed_dataset()
+    >>> m = fit_metrics(train(data, widths=(10, 2), lr=4e-4, epochs=50), data)
+    >>> m["rows"], m["r2"] > 0.999999
+    (1000, True)
+    """
+    from .engines.numpy_engine import forward
+    from .losses import loss_value
+
+    c = _config(result)
+    X, Y = data.X.astype(np.float64), data.Y.astype(np.float64)
+    with np.errstate(all="ignore"):
+        R = forward(X, result.factors, result.biases)[-1] - Y
+        loss = float(loss_value(R, c.loss, "sum", c.p, c.delta))
+        scaler = data.provenance.get("scaler")
+        if scaler is not None:
+            std, mean = np.asarray(scaler["y_std"]), np.asarray(scaler["y_mean"])
+            R, Y = R * std, Y * std + mean
+        sse, sst = float(np.sum(R * R)), float(np.sum((Y - Y.mean(axis=0)) ** 2))
+    n = data.n_samples
+    return {"rows": n, "mean_loss": loss / n, "mse": sse / R.size, "rmse": float(np.sqrt(sse / R.size)),
+            "r2": 1.0 - sse / sst if sst > 0 else None}
+
+
 def diagnose(result: RunResult, data: Dataset) -> Diagnosis:
     """Say what happened in `result` (trained on `data`) and what to do about it.
 
