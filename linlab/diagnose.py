@@ -227,9 +227,13 @@ def _wide(run: _Run) -> None:
         nums["theory"] += "; the stability bound comes from λmax by Lanczos (scipy eigsh)"
 
 
+def _is_wide(run: _Run) -> bool:
+    return run.data.n_features + run.config.bias > DENSE_FEATURES
+
+
 def _theory(run: _Run) -> None:
     """Fill in the optimum, the floor and the lr bounds that apply to this run."""
-    if run.data.n_features + run.config.bias > DENSE_FEATURES:
+    if _is_wide(run):
         _wide(run)
         return
     _optimum(run)
@@ -349,7 +353,7 @@ def _forecast(run: _Run, lr: float) -> int | None:
     c, r = run.config, run.result
     plain = c.momentum == 0 and c.weight_decay == 0 and c.schedule == "constant"
     full_batch = c.batch_size is None or c.batch_size >= run.data.n_samples
-    if c.depth > 1 or c.loss != "squared" or not plain or not full_batch or not lr > 0:
+    if c.depth > 1 or c.loss != "squared" or not plain or not full_batch or not lr > 0 or _is_wide(run):
         return None
     return epochs_to_tol(run.data, r.factors[0], lr, c.tol, b0=None if not c.bias else r.biases[0],
                          reduction=c.reduction)
