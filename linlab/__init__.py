@@ -9,7 +9,7 @@ from .config import TrainConfig
 from .data import Dataset, seed_dataset, seed_factors, synthetic
 from .diagnose import diagnose  # the function, eagerly: the name would otherwise turn into the submodule
 from .engines import fit
-from .models import end_to_end, init_factors, n_params
+from .models import end_to_end, init_factors, initial_factors, n_params
 from .results import RunResult
 
 __version__ = "0.1.0"
@@ -18,6 +18,10 @@ __version__ = "0.1.0"
 def train(data: Dataset, config: TrainConfig | None = None, **settings) -> RunResult:
     """Train one model on `data`; settings are :class:`TrainConfig` fields.
 
+    The run starts from :func:`~linlab.models.initial_factors`: on the seed data with
+    ``seed=0`` the seed's own weights, as ``linlab train`` does; otherwise ``init`` drawn
+    from ``seed``.
+
     Examples
     --------
     >>> r = train(seed_dataset(), widths=(10, 1, 2), lr=1e-5, epochs=300)
@@ -25,7 +29,7 @@ def train(data: Dataset, config: TrainConfig | None = None, **settings) -> RunRe
     'stalled'
     """
     config = TrainConfig(**settings) if config is None else config.replace(**settings)
-    return fit(data, config)
+    return fit(data, config, factors=initial_factors(data, config))
 
 
 _LAZY = {  # public names whose modules pull in torch or pyarrow: imported on first use

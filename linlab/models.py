@@ -111,9 +111,10 @@ SEED_INITS = {"numpy": ("normal",), "torch": ("normal", "torch")}
 def takes_seed_factors(data, config) -> bool:
     """Whether a run of `config` on `data` starts from the seed's own initial factors.
 
-    The one rule, everywhere (``linlab.train``, ``fit``, ``linlab train``, ``advise``,
-    sweeps, ``diagnose``): on the seed's data (``seed``, ``seed-torch``, or a split of
-    them), with an init the seed draws itself there (``normal``; ``torch`` too on
+    The one rule, everywhere a run is made (``linlab.train``, ``linlab train``, ``advise``,
+    sweeps, ``diagnose``; the engines' loops ``fit`` and ``fit_batched`` take the factors
+    they are given, else ``init_factors`` of the config): on the seed's data (``seed``,
+    ``seed-torch``, or a split of them), with an init the seed draws itself there (``normal``; ``torch`` too on
     ``seed-torch``) and ``seed=0`` (the default), a run starts from the seed's own weights,
     drawn right after its data (:func:`linlab.data.seed_factors`). Any other data, init or
     seed: :func:`init_factors` from ``config.seed``.

@@ -5,6 +5,7 @@ import functools
 import pytest
 from conftest import cli_json, run_cli
 
+import linlab
 from linlab import TrainConfig, fit
 from linlab.cli.advise import _table
 from linlab.theory import advise
@@ -39,7 +40,7 @@ def test_seed_json_numbers_hold_in_training(seed_data):
     assert 1643.8 <= bounds["lam_min"] and bounds["lam_max"] < 2396.9
     assert fc["compare_epochs"] == 619 and fc["plain_epochs"] <= 619 // 50  # as train: the seed's own weights
     for lr, epochs in ((fc["plain_lr"], fc["plain_epochs"]), (1e-5, fc["compare_epochs"])):
-        trained = fit(seed_data, TrainConfig(widths=(10, 2), lr=lr, epochs=1000))  # the same start as advise
+        trained = linlab.train(seed_data, widths=(10, 2), lr=lr, epochs=1000)  # the same start as advise
         assert trained.epochs_to_tol == epochs
     stalled = fit(seed_data, TrainConfig(widths=(10, 1, 2), lr=a["lr"]["recommended"], epochs=1000))
     assert stalled.outcome == "stalled" and stalled.final_loss == pytest.approx(floor["floor_loss"], rel=1e-9)

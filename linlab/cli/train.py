@@ -143,12 +143,13 @@ def train(ctx, **settings):
         raise ValueError(f"--epochs {config.epochs} trains nothing; give --epochs 1 or more (the seed uses 750).")
     if checkpoint is not None and not settings["checkpoint"]:  # a resumed run saves where it resumed from
         settings = {**settings, "checkpoint": settings["resume"]}
-    from ..models import takes_seed_factors
+    from ..models import initial_factors, takes_seed_factors
 
     if checkpoint is None and takes_seed_factors(data, config):  # the seed's own weights (one rule)
         config = config.replace(extra={**config.extra, "factors": "seed"})
     resume = None if checkpoint is None else _resume_from(checkpoint, settings["resume"], config)
-    run_and_report(data, config, settings, resume=resume)
+    factors = None if checkpoint is not None else initial_factors(data, config)
+    run_and_report(data, config, settings, factors=factors, resume=resume)
 
 
 def _given(ctx, *names) -> bool:

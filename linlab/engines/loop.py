@@ -13,7 +13,7 @@ import numpy as np
 from .. import optim
 from ..config import TrainConfig
 from ..data import Dataset
-from ..models import init_biases, initial_factors
+from ..models import init_biases, init_factors
 from ..results import RunResult
 from .base import Engine
 
@@ -91,8 +91,8 @@ def fit(
     data, config
         The training rows and the run's settings.
     factors, biases
-        Initial parameters (NumPy); by default :func:`~linlab.models.initial_factors`: the
-        seed's own on its data with ``seed=0``, else drawn from ``config.init`` and ``config.seed``.
+        Initial parameters (NumPy); by default made from ``config.init`` and ``config.seed``
+        (``linlab.train``, the CLI and sweeps pass :func:`~linlab.models.initial_factors`).
     val
         Optional validation rows; their loss is recorded alongside.
     log
@@ -111,7 +111,7 @@ def fit(
     ('converged', 10)
     """
     if factors is None:
-        factors = initial_factors(data, config)
+        factors = init_factors(config.widths, config.init, config.init_scale, config.seed)
     if biases is None:
         biases = init_biases(config.widths, config.bias)
     lr = config.lr

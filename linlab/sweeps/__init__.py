@@ -69,7 +69,9 @@ def run_batch(data: Dataset, configs: Sequence[TrainConfig], *, device: str | No
             results[i] = result
     for i, config in enumerate(configs):
         if config.engine != "batched":
-            results[i] = fit(data, config)
+            from ..models import initial_factors
+
+            results[i] = fit(data, config, factors=initial_factors(data, config))
     return results
 
 
