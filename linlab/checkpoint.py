@@ -580,6 +580,17 @@ class CheckpointCallback:
         if epoch.epoch % self.every == 0:
             self._save(epoch.state())
 
+    def interrupted(self) -> Path | None:
+        """Save the last completed epoch, resumable (a stop between epochs, e.g. Ctrl-C).
+
+        Returns the path, or None when no epoch finished or its state was not finite."""
+        last = self._last
+        if last is None:
+            return None
+        if self.saved and self.saved[-1] == last.epoch:
+            return self.path
+        return self._save(last.state(), {"interrupted": True})
+
     def final(self, result) -> Path | None:
         """Save the end of `result` (a :class:`~linlab.results.RunResult`); None if refused."""
         last = self._last

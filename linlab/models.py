@@ -104,6 +104,49 @@ def draw_factors(widths: tuple[int, ...], init: str, scale: float, seed: int) ->
     return [rng.uniform(-1, 1, s) / np.sqrt(s[0]) for s in shapes]  # torch
 
 
+# the initial factors the seed draws itself on each of its data variants (its steps 2-3, 4 and 5-7)
+SEED_INITS = {"numpy": ("normal",), "torch": ("normal", "torch")}
+
+
+def takes_seed_factors(data, config) -> bool:
+    """Whether a run of `config` on `data` starts from the seed's own initial factors.
+
+    The one rule, everywhere a run is made (``linlab.train``, ``linlab train``, ``advise``,
+    sweeps, ``diagnose``; the engines' loops ``fit`` and ``fit_batched`` take the factors
+    they are given, else ``init_factors`` of the config): on the seed's data (``seed``,
+    ``seed-torch``, or a split of them), with an init the seed draws itself there (``normal``; ``torch`` too on
+    ``seed-torch``) and ``seed=0`` (the default), a run starts from the seed's own weights,
+    drawn right after its data (:func:`linlab.data.seed_factors`). Any other data, init or
+    seed: :func:`init_factors` from ``config.seed``.
+
+    Examples
+    --------
+    >>> from linlab import TrainConfig, seed_dataset
+    >>> takes_seed_factors(seed_dataset(), TrainConfig()), takes_seed_factors(seed_dataset(), TrainConfig(seed=1))
+    (True, False)
+    """
+    prov = getattr(data, "provenance", None) or {}
+    return (prov.get("source") == "seed" and config.seed == 0
+            and config.init in SEED_INITS.get(prov.get("variant"), ()))
+
+
+def initial_factors(data, config) -> list[np.ndarray]:
+    """The factors a run of `config` on `data` starts from (see :func:`takes_seed_factors`).
+
+    Examples
+    --------
+    >>> from linlab import TrainConfig, seed_dataset, seed_factors
+    >>> W, = initial_factors(seed_dataset(), TrainConfig(widths=(10, 2)))
+    >>> bool(np.array_equal(W, seed_factors((10, 2))[0]))
+    True
+    """
+    if takes_seed_factors(data, config):
+        from .data.seed import seed_factors
+
+        return seed_factors(config.widths, data.provenance["variant"], config.init)
+    return init_factors(config.widths, config.init, config.init_scale, config.seed)
+
+
 def init_biases(widths, bias: bool) -> list[np.ndarray] | None:
     """Zero biases, one per layer (``None`` for a bias-free model)."""
     return [np.zeros(w) for w in parse_widths(widths)[1:]] if bias else None

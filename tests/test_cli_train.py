@@ -59,10 +59,10 @@ def test_an_explicit_seed_draws_linlabs_own_initial_factors():
 
 
 def test_synthetic_with_depth_and_width_builds_the_widths_from_the_data():
-    record = run_json("--data", SYNTH, "--depth", 3, "--width", 5, "--lr", "1e-3", "--epochs", 40)
+    record = run_json("--data", SYNTH, "--depth", 3, "--width", 5, "--lr", "4e-5", "--epochs", 40)
     assert record["config"]["widths"] == [4, 5, 5, 2]
     direct = fit(synthetic(n=60, d=4, k=2, noise=0.1, seed=3),
-                 TrainConfig(widths=(4, 5, 5, 2), lr=1e-3, epochs=40))
+                 TrainConfig(widths=(4, 5, 5, 2), lr=4e-5, epochs=40))
     assert record["summary"]["final_loss"] == pytest.approx(direct.final_loss, rel=1e-12)
     assert record["data"]["n_samples"] == 60 and record["summary"]["outcome"] == direct.outcome
 
@@ -125,10 +125,53 @@ def test_quiet_prints_only_the_outcome():
                                           result.stdout.split("at loss ")[1].strip()]
 
 
-def test_diverging_run_says_so_and_exits_cleanly():
-    result = run("train", "--data", "seed", "--widths", "10,1,2", "--lr", "0.01", "--epochs", 50)
-    assert result.exit_code == 0
+def test_diverging_run_says_so_saves_the_last_finite_state_and_exits_1():
+    result = run("train", "--data", "seed", "--widths", "10,1,2", "--lr", "0.01", "--epochs", 50,
+                 "--checkpoint", "d.ckpt")
+    assert result.exit_code == 1 and "Traceback" not in result.output
     assert "diverged: diverged at epoch" in result.stdout
+    from linlab.checkpoint import load_checkpoint
+
+    saved = load_checkpoint("d.ckpt")
+    assert saved["epoch"] == 0 and all(np.isfinite(W.numpy()).all() for W in saved["state_dict"].values())
+
+
+def test_zero_epochs_is_refused():
+    result = run("train", "--data", "seed", "--epochs", 0)
+    assert result.exit_code == 2 and "--epochs 0 trains nothing" in result.output
+
+
+def test_a_resumed_run_saves_where_it_resumed_from():
+    assert run("train", "--data", SYNTH, "--epochs", 5, "--checkpoint", "r.ckpt", "-q").exit_code == 0
+    assert run("train", "--data", SYNTH, "--resume", "r.ckpt", "--epochs", 9, "-q").exit_code == 0
+    from linlab.checkpoint import load_checkpoint
+
+    assert load_checkpoint("r.ckpt")["epoch"] == 9
+
+
+def test_training_and_validation_fit_in_target_units(in_tmp):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(80, 2)) * [10.0, 0.1]
+    y = X @ [3.0, 40.0] + 1000.0 + rng.normal(size=80)  # noise std 1, in the target's units
+    (in_tmp / "p.csv").write_text("a,b,y\n" + "".join(f"{a},{b},{t}\n" for (a, b), t in zip(X, y)))
+    record = run_json("--data", "p.csv", "--targets", "y", "--standardize", "--bias", "--lr", "auto",
+                      "--val-fraction", 0.25, "--epochs", 300)
+    fit, val = record["metrics"]["train"], record["metrics"]["validation"]
+    assert (fit["rows"], val["rows"]) == (60, 20)
+    assert 0.6 < fit["rmse"] < 1.4 and 0.4 < val["rmse"] < 2.0  # the noise, not the standardized units
+    assert fit["r2"] > 0.99 and val["r2"] > 0.99
+    assert fit["mean_loss"] == pytest.approx(record["summary"]["final_loss"] / 60, rel=1e-3)
+
+
+def test_one_rule_for_initial_factors_in_train_advise_library_and_sweeps():
+    from linlab.sweeps import run_batch
+
+    cli = run_json("--data", "seed", "--widths", "10,5,2", "--epochs", 100)["summary"]["epochs_to_tol"]
+    library = linlab.train(seed_dataset(), widths=(10, 5, 2), epochs=100).epochs_to_tol
+    batched = run_batch(seed_dataset(), [TrainConfig(widths=(10, 5, 2), epochs=100, engine="batched")])
+    assert cli == library == batched[0].epochs_to_tol == 36
+    advised = cli_json("advise", "--data", "seed", "--lr", "1e-5")["forecast"]["compare_epochs"]
+    assert advised == linlab.train(seed_dataset(), widths=(10, 2), epochs=750).epochs_to_tol == 619
 
 
 def test_checkpoint_then_resume_equals_one_uninterrupted_run():

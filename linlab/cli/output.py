@@ -93,8 +93,19 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def summary_table(result, data, checkpoint: str | None = None) -> Table:
+def _fit_line(m: dict | None) -> str:
+    if m is None:
+        return "-"
+    return (f"{_fmt(m['mean_loss'])} loss per row, RMSE {_fmt(m['rmse'])}, R² {_fmt(m['r2'])} "
+            f"({_count(m['rows'], 'row')}, target units)")
+
+
+def summary_table(result, data, checkpoint: str | None = None, metrics: dict | None = None) -> Table:
     """A short table of the run: data, model, outcome, losses, timing.
+
+    With `metrics` (``{"train": ..., "validation": ...}`` from
+    :func:`linlab.diagnose.fit_metrics`), the fit on each set, per row and in target units,
+    replaces the bare validation loss (a sum over other rows than the training loss).
 
     Examples
     --------
@@ -120,7 +131,9 @@ def summary_table(result, data, checkpoint: str | None = None) -> Table:
         ("epochs", str(s["epochs"]) + ("" if tol_at is None else f" (tol reached at {tol_at})")),
         ("final loss", _fmt(s["final_loss"])),
         ("best loss", _fmt(s["best_loss"])),
-        ("validation loss", _fmt(s["final_val_loss"])),
+        *([("validation loss", _fmt(s["final_val_loss"]))] if metrics is None else [
+            ("training fit", _fit_line(metrics.get("train"))),
+            ("validation fit", _fit_line(metrics.get("validation")))]),
         ("‖W − W_true‖/‖W_true‖", _fmt(s["distance_to_true"])),
         ("time", f"{s['seconds']:.3g} s ({s['seconds_per_epoch'] * 1e3:.3g} ms/epoch)"),
     ]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
+import threading
 from pathlib import Path
 
 import click
@@ -64,8 +66,8 @@ OPTIONS = [
     _option("--init-scale", type=float, default=DEFAULTS["init_scale"],
             help="std (normal/scaled), gain (orthogonal), end-to-end std (balanced)."),
     _option("--seed", type=int, default=DEFAULTS["seed"],
-            help="Seed of the initial factors and batch order; without it, the seed data starts "
-                 "from the seed's own factors."),
+            help="Seed of the initial factors and batch order; 0 on the seed data with init normal "
+                 "(or torch on seed-torch) starts from the seed's own weights."),
     # optimisation
     _option("--engine", type=click.Choice(SINGLE_RUN_ENGINES), default=DEFAULTS["engine"]),
     _option("--optimizer", type=click.Choice(OPTIMIZERS), default=DEFAULTS["optimizer"]),
@@ -141,41 +143,23 @@ def train(ctx, **settings):
     if checkpoint is not None:
         _check_resume_data(checkpoint, settings["resume"], data)
     config = make_config(settings, data)
-    factors = None
-    if checkpoint is None and _seed_init(data, config) and not _given(ctx, "seed"):
-        factors = seed_factors_for(data, config)
+    if config.epochs < 1:
+        raise ValueError(f"--epochs {config.epochs} trains nothing; give --epochs 1 or more (the seed uses 750).")
+    if checkpoint is not None and not settings["checkpoint"]:  # a resumed run saves where it resumed from
+        settings = {**settings, "checkpoint": settings["resume"]}
+    from ..models import initial_factors, takes_seed_factors
+
+    if checkpoint is None and takes_seed_factors(data, config):  # the seed's own weights (one rule)
         config = config.replace(extra={**config.extra, "factors": "seed"})
     resume = None if checkpoint is None else _resume_from(checkpoint, settings["resume"], config)
+    factors = None if checkpoint is not None else initial_factors(data, config)
     run_and_report(data, config, settings, factors=factors, resume=resume)
-
-
-# the initial factors each of the seed's data variants draws itself (its steps 2-3, 4 and 5-7)
-SEED_INITS = {"numpy": ("normal",), "torch": ("normal", "torch")}
-
-
-def _seed_init(data, config) -> bool:
-    prov = data.provenance
-    return prov.get("source") == "seed" and config.init in SEED_INITS.get(prov.get("variant"), ())
 
 
 def _given(ctx, *names) -> bool:
     from click.core import ParameterSource
 
     return any(ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None) for n in names)
-
-
-def seed_factors_for(data, config: TrainConfig):
-    """The seed's own initial factors, drawn right after its data, as its scripts do.
-
-    Examples
-    --------
-    >>> from linlab import seed_dataset
-    >>> [f.shape for f in seed_factors_for(seed_dataset(), TrainConfig(widths=(10, 5, 2)))]
-    [(10, 5), (5, 2)]
-    """
-    from ..data import seed_factors
-
-    return seed_factors(config.widths, data.provenance["variant"], config.init)
 
 
 def make_config(settings: dict, data) -> TrainConfig:
@@ -199,7 +183,10 @@ def make_config(settings: dict, data) -> TrainConfig:
 
 
 def run_and_report(data, config: TrainConfig, settings: dict, *, factors=None, resume=None) -> None:
-    """Split, train with the requested callbacks, save, diagnose and print."""
+    """Split, train with the requested callbacks, save, diagnose and print.
+
+    Exits 1 when the run diverged (its last finite state is still saved) and 130 when
+    Ctrl-C stopped it (after saving the last completed epoch)."""
     from rich.console import Console
 
     from ..engines import fit
@@ -212,12 +199,14 @@ def run_and_report(data, config: TrainConfig, settings: dict, *, factors=None, r
     board = _tensorboard_callback(settings["tensorboard"])
     callbacks = [cb for cb in (saver, board) if cb is not None]
     try:
-        with RunDisplay(console, config.epochs, quiet=quiet or as_json) as show:
+        with RunDisplay(console, config.epochs, quiet=quiet or as_json) as show, StopOnInterrupt() as stop:
             result = fit(train_data, config, factors=factors, val=val, log=None if quiet or as_json else show.line,
-                         callbacks=(*callbacks, show), resume=resume, on_batch=show.batch)
-    except BaseException:
+                         callbacks=(*callbacks, show, stop), resume=resume, on_batch=show.batch)
+    except BaseException as err:
         if board is not None:
             board.close()
+        if isinstance(err, Interrupted):
+            _interrupted(err.epoch, saver, settings)
         raise
     if board is not None:
         board.final(result)
@@ -225,15 +214,70 @@ def run_and_report(data, config: TrainConfig, settings: dict, *, factors=None, r
     if saver is not None and saver.final(result) is None:
         notes.append(saver.skipped[-1][1])  # a non-finite end state: the last good save is kept
     diagnosis = _diagnosis_of(result, train_data)
+    metrics = _metrics_of(result, train_data, val)
     if as_json:
-        _print_json(result, data, diagnosis, settings)
+        _print_json(result, data, diagnosis, settings, metrics)
     elif quiet:
         console.print(f"{result.outcome}: {result.message}", markup=False)
     else:
-        _print_report(console, result, data, diagnosis, settings, notes)
+        _print_report(console, result, data, diagnosis, settings, notes, metrics)
+    if result.outcome == "diverged":
+        raise SystemExit(EXIT_DIVERGED)
 
 
-def _print_report(console, result, data, diagnosis, settings, notes) -> None:
+EXIT_DIVERGED = 1  # the run blew up (bad input exits 2)
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
+
+
+class Interrupted(Exception):
+    """Ctrl-C came: raised between epochs, after epoch ``epoch``'s callbacks ran."""
+
+    def __init__(self, epoch: int):
+        super().__init__(f"interrupted after epoch {epoch}")
+        self.epoch = epoch
+
+
+class StopOnInterrupt:
+    """A ``fit`` callback that turns Ctrl-C (SIGINT) into a stop between two epochs.
+
+    The first Ctrl-C lets the current update finish, so every callback sees a whole epoch
+    (the checkpoint can then save it, resumable); a second one stops at once, as Python does.
+    """
+
+    def __init__(self):
+        self.hit, self._previous = False, None
+
+    def __enter__(self) -> StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():  # signal handlers live there only
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.hit = True
+        signal.signal(signal.SIGINT, self._previous)  # a second Ctrl-C interrupts at once
+        click.echo("Ctrl-C: stopping after this epoch (again to stop at once, without saving).", err=True)
+
+    def __call__(self, epoch) -> None:
+        if self.hit:
+            raise Interrupted(epoch.epoch)
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _interrupted(epoch: int, saver, settings) -> None:
+    """Save the last completed epoch (when there is a checkpoint), say so and exit 130."""
+    where = ""
+    if saver is not None:
+        path = saver.interrupted()
+        where = (f"; saved it to {path} (continue with --resume {path})" if path is not None else
+                 f"; nothing new saved to {settings['checkpoint']} (no finite state since its last save)")
+    click.echo(f"interrupted after epoch {epoch}{where}.", err=True)
+    raise SystemExit(EXIT_INTERRUPTED)
+
+
+def _print_report(console, result, data, diagnosis, settings, notes, metrics) -> None:
     from .output import summary_table
 
     console.print(f"{result.outcome}: {result.message}", markup=False)
@@ -241,10 +285,10 @@ def _print_report(console, result, data, diagnosis, settings, notes) -> None:
         console.print(f"note: {note}", markup=False)
     if diagnosis is not None:
         console.print(diagnosis.text(), markup=False)
-    console.print(summary_table(result, data, settings["checkpoint"]))
+    console.print(summary_table(result, data, settings["checkpoint"], metrics))
 
 
-def _print_json(result, data, diagnosis, settings) -> None:
+def _print_json(result, data, diagnosis, settings, metrics) -> None:
     from .output import jsonable
 
     record = {
@@ -252,6 +296,7 @@ def _print_json(result, data, diagnosis, settings) -> None:
         "data": {"name": data.name, "n_samples": data.n_samples, "n_features": data.n_features,
                  "n_targets": data.n_targets, "provenance": data.provenance},
         "summary": result.summary(),
+        "metrics": metrics,
         "diagnosis": None if diagnosis is None else diagnosis.to_dict(),
         "checkpoint": settings["checkpoint"],
     }
@@ -358,6 +403,16 @@ def _resume_from(checkpoint: dict, path, config: TrainConfig) -> dict:
 
 def _plain(value):
     return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _metrics_of(result, train_data, val) -> dict:
+    """Mean loss, RMSE and R² in target units on the training and validation rows."""
+    from ..diagnose import fit_metrics
+
+    out = {"train": fit_metrics(result, train_data)}
+    if val is not None:
+        out["validation"] = fit_metrics(result, val)
+    return out
 
 
 def _diagnosis_of(result, data):

@@ -116,7 +116,8 @@ def fit(
     data, config
         The training rows and the run's settings.
     factors, biases
-        Initial parameters (NumPy); by default made from ``config.init`` and ``config.seed``.
+        Initial parameters (NumPy); by default made from ``config.init`` and ``config.seed``
+        (``linlab.train``, the CLI and sweeps pass :func:`~linlab.models.initial_factors`).
     val
         Optional validation rows; their loss is recorded alongside.
     log

@@ -61,14 +61,21 @@ def run_batch(data: Dataset, configs: Sequence[TrainConfig], *, device: str | No
     together = [i for i, c in enumerate(configs) if c.engine == "batched"]
     if together:
         from ..engines.batched import fit_batched
+        from ..models import initial_factors, takes_seed_factors
 
-        batch = fit_batched(data, [configs[i] for i in together], device=device, memory_budget=memory_budget,
+        group = [configs[i] for i in together]
+        starts = None  # each run draws its own, except the seed's own weights (models.takes_seed_factors)
+        if any(takes_seed_factors(data, c) for c in group):
+            starts = [initial_factors(data, c) for c in group]
+        batch = fit_batched(data, group, factors=starts, device=device, memory_budget=memory_budget,
                             compile=compile)
         for i, result in zip(together, batch, strict=True):
             results[i] = result
     for i, config in enumerate(configs):
         if config.engine != "batched":
-            results[i] = fit(data, config)
+            from ..models import initial_factors
+
+            results[i] = fit(data, config, factors=initial_factors(data, config))
     return results
 
 

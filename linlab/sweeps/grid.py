@@ -364,9 +364,9 @@ def _resolve_auto(config: TrainConfig, data: Dataset) -> TrainConfig:
     except ImportError:
         raise ValueError("grid.lr = {auto_multiples = ...} needs linlab.theory.auto_lr, which is not "
                          "available; list the lrs or use log_range.") from None
-    from ..models import init_biases, init_factors
+    from ..models import init_biases, initial_factors
 
-    factors = init_factors(config.widths, config.init, config.init_scale, config.seed)
+    factors = initial_factors(data, config)
     biases = init_biases(config.widths, config.bias)
     base = auto_lr(data, config, factors, biases)
     return config.replace(lr=float(f"{config.extra['lr_auto_multiple'] * base:.12g}"))

@@ -8,6 +8,7 @@
   balancedness, Arora et al.'s end-to-end update.
 - :mod:`.saxe`: Saxe et al.'s exact mode dynamics for whitened inputs, at any depth.
 - :mod:`.lr`: the rules behind ``lr="auto"``.
+- :mod:`.robust`: the optimum of the ℓp and huber losses (convex at depth 1).
 - :mod:`.advice`: all of it for one dataset and architecture (``linlab advise``).
 """
 
@@ -35,6 +36,7 @@ from .least_squares import (
     rank_floor,
 )
 from .lr import SAFETY, auto_lr, reestimate_lr, top_curvature
+from .robust import ConvexOptimum, convex_optimum
 from .saxe import (
     mode_strengths,
     saxe_dataset,
@@ -60,8 +62,8 @@ from .spectrum import (
 )
 
 __all__ = [
-    "SAFETY", "LRBounds", "LeastSquares", "Modes", "RankFloor", "as_stats", "auto_lr",
-    "balancedness", "bounds_from_spectrum", "centered", "end_to_end_trajectory",
+    "SAFETY", "ConvexOptimum", "LRBounds", "LeastSquares", "Modes", "RankFloor", "as_stats", "auto_lr",
+    "balancedness", "bounds_from_spectrum", "centered", "convex_optimum", "end_to_end_trajectory",
     "end_to_end_update", "epochs_to_tol", "fitted_values", "gradient", "heavy_ball_rate",
     "hessian", "hessian_eigh", "hessian_spectrum", "hessian_vector_product",
     "layer_balancedness", "least_squares", "loss_forecast", "lr_bounds", "modes",

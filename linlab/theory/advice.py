@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import TrainConfig
-from ..models import init_biases, init_factors
+from ..models import init_biases, initial_factors
 from .least_squares import as_stats, rank_floor
 from .lr import auto_lr, top_curvature
 from .spectrum import epochs_to_tol, lr_bounds
@@ -92,7 +92,7 @@ def _forecast(data, config: TrainConfig, floor: dict | None, bounds: dict, recom
     if config.loss != "squared":
         return out
     d, k = config.widths[0], config.widths[-1]
-    W0 = init_factors((d, k), config.init, config.init_scale, config.seed)[0]
+    W0 = initial_factors(data, config.replace(widths=(d, k)))[0]
     b0 = np.zeros(k) if config.bias else None
 
     def plain(lr):
@@ -155,7 +155,9 @@ def advise(data, widths, *, loss: str = "squared", reduction: str = "sum", tol: 
         ``(d, h1, ..., k)`` or ``"10,1,2"``.
     loss, reduction, tol, bias, init, seed
         As in :class:`~linlab.config.TrainConfig`; `init` and `seed` make the initial
-        factors the forecasts start from.
+        factors the forecasts start from, by the rule every run follows
+        (:func:`~linlab.models.initial_factors`: the seed's own weights on its data with
+        ``seed=0``).
     compare_lr : float, optional
         Also forecast plain regression at this lr (e.g. the seed's 1e-5).
 
@@ -175,7 +177,7 @@ def advise(data, widths, *, loss: str = "squared", reduction: str = "sum", tol: 
     >>> round(a.floor["floor_loss"], 1), a.floor["width_needed"], a.forecast["epochs_to_tol"]
     (248784.9, 2, 'never')
     >>> a.forecast["plain_epochs"], a.forecast["compare_epochs"]
-    (6, 621)
+    (6, 619)
     """
     config = TrainConfig(widths=widths, loss=loss, reduction=reduction, tol=tol, bias=bias, init=init,
                          seed=seed, lr="auto")
@@ -186,7 +188,7 @@ def advise(data, widths, *, loss: str = "squared", reduction: str = "sum", tol: 
             f"but the data has {stats.n_features} and {stats.n_targets}; use widths "
             f"({stats.n_features}, ..., {stats.n_targets})."
         )
-    factors = init_factors(config.widths, init, config.init_scale, seed)
+    factors = initial_factors(data, config)
     biases = init_biases(config.widths, bias)
     floor, bounds = _floor(data, config), _bounds(data, config)
     lr = _lr(data, config, factors, biases, bounds)
