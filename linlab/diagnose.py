@@ -146,10 +146,32 @@ def _optimum(run: _Run) -> None:
     lam = theory.hessian_spectrum(data, reduction=c.reduction, intercept=c.bias)
     run.condition = nums["condition_number"] = _kappa(lam)
     if run.condition is not None and run.condition > COND_WARN:
+        gram = _standardized_gram(data)
+        nums["condition_number_standardized"] = _kappa(np.linalg.eigvalsh(gram)) if gram.size else None
+
+
+def _stats_of(data):
+    """The statistics sharded data is known by (its rows are then never read), or None."""
+    from .stats import Stats
+
+    stats = getattr(data, "stats", None)
+    return stats if isinstance(stats, Stats) else None
+
+
+def _standardized_gram(data) -> np.ndarray:
+    """ZᵀZ of the non-constant columns scaled to mean 0 and std 1, as --standardize scales them."""
+    stats = _stats_of(data)
+    if stats is None:
         X = data.X.astype(np.float64)
         std = X.std(axis=0)
-        Z = (X[:, std > 0] - X[:, std > 0].mean(axis=0)) / std[std > 0]  # as --standardize scales
-        nums["condition_number_standardized"] = _kappa(np.linalg.eigvalsh(Z.T @ Z)) if Z.size else None
+        Z = (X[:, std > 0] - X[:, std > 0].mean(axis=0)) / std[std > 0]
+        return Z.T @ Z
+    from .theory.least_squares import centered
+
+    cov = centered(stats).A  # Σ(x − x̄)(x − x̄)ᵀ; a constant column keeps only rounding of its Σx²
+    keep = np.diag(cov) > 64 * np.finfo(np.float64).eps * np.abs(np.diag(stats.A))
+    std = np.sqrt(np.diag(cov)[keep] / stats.n)
+    return cov[np.ix_(keep, keep)] / np.outer(std, std)
 
 
 def _kappa(lam) -> float | None:
@@ -215,10 +237,15 @@ def _wide(run: _Run) -> None:
     full_batch = c.batch_size is None or c.batch_size >= data.n_samples
     if c.depth > 1 or c.loss != "squared" or not full_batch:
         return
-    X = data.X.astype(np.float64)
-    if c.bias:
-        X = np.hstack([X, np.ones((X.shape[0], 1))])
-    gram = LinearOperator((d, d), matvec=lambda v: X.T @ (X @ v), dtype=np.float64)
+    stats = _stats_of(data)
+    if stats is not None:
+        A = (stats.with_intercept() if c.bias else stats).A
+        gram = LinearOperator((d, d), matvec=lambda v: A @ v, dtype=np.float64)
+    else:
+        X = data.X.astype(np.float64)
+        if c.bias:
+            X = np.hstack([X, np.ones((X.shape[0], 1))])
+        gram = LinearOperator((d, d), matvec=lambda v: X.T @ (X @ v), dtype=np.float64)
     mu = float(eigsh(gram, k=1, which="LA", return_eigenvectors=False, tol=1e-6)[0])
     scale = 1.0 if c.reduction == "sum" else 1.0 / (data.n_samples * data.n_targets)
     top = 2.0 * scale * mu * (1 + 1e-6) + c.weight_decay  # Lanczos approaches λmax from below
@@ -246,12 +273,52 @@ def _gradient_norms(run: _Run) -> tuple[float, float]:
     from .losses import loss_grad
 
     c, r = run.config, run.result
+    stats = _stats_of(run.data)
+    if stats is not None and c.loss == "squared" and r.biases is None:
+        from .models import end_to_end
+        from .theory.least_squares import loss_scale
+
+        with np.errstate(all="ignore"):
+            G = loss_scale(stats, c.reduction) * _squared_from_stats(stats, end_to_end(r.factors))[1]
+            grads = _factor_grads(r.factors, G)
+            return float(np.sqrt(sum(np.sum(g * g) for g in grads))), float(np.linalg.norm(G))
     X, Y = run.data.X.astype(np.float64), run.data.Y.astype(np.float64)
     with np.errstate(all="ignore"):
         hs = forward(X, r.factors, r.biases)
         G = loss_grad(hs[-1] - Y, c.loss, c.reduction, c.p, c.delta)
         grads, _ = backward(hs, G, r.factors)
         return float(np.sqrt(sum(np.sum(g * g) for g in grads))), float(np.linalg.norm(X.T @ G))
+
+
+def _squared_from_stats(stats, P: np.ndarray) -> tuple[float, np.ndarray]:
+    """‖XP − Y‖² and its gradient 2(AΔ + r) in P, from the statistics alone.
+
+    About the least-squares P₀ (Δ = P − P₀, r = AP₀ − C, L* = ‖XP₀ − Y‖²) the loss is
+    tr(ΔᵀAΔ) + 2tr(Δᵀr) + L*: near the optimum it keeps its accuracy, where
+    tr(PᵀAP) − 2tr(PᵀC) + ‖Y‖² would cancel.
+    """
+    from .theory import least_squares
+
+    best = least_squares(stats)
+    D, r = P - best.coef, stats.A @ best.coef - stats.C
+    AD = stats.A @ D
+    return max(float(np.sum(D * AD) + 2.0 * np.sum(D * r)) + best.loss, 0.0), 2.0 * (AD + r)
+
+
+def _factor_grads(factors, G: np.ndarray) -> list[np.ndarray]:
+    """∂ℓ/∂W_j = (W1⋯W_{j-1})ᵀ G (W_{j+1}⋯WL)ᵀ for G = ∂ℓ/∂P."""
+    from .models import end_to_end
+
+    L = len(factors)
+    left = [np.eye(factors[0].shape[0])] + [end_to_end(factors[:j]) for j in range(1, L)]
+    right = [end_to_end(factors[j + 1:]) for j in range(L - 1)] + [np.eye(factors[-1].shape[1])]
+    return [left[j].T @ G @ right[j].T for j in range(L)]
+
+
+def _add_a_bias(run: _Run) -> str:
+    if _stats_of(run.data) is not None:  # sharded data trains without biases
+        return "Fit an intercept: write the shards with centred columns, or train on one file with --bias."
+    return "Add a bias (--bias, bias=True)."
 
 
 def _lower_lr_advice(run: _Run) -> list[str]:
@@ -301,7 +368,7 @@ def _causes_above_tol(run: _Run) -> list[str]:
     c, tips = run.config, []
     if run.ls_with_bias is not None and run.ls_with_bias < INTERCEPT_GAIN * run.ls_loss:
         tips.append(f"The model has no bias: the best fit without one leaves L* = {run.ls_loss:.6g}, "
-                    f"with one L* = {run.ls_with_bias:.6g}. Add a bias (--bias, bias=True).")
+                    f"with one L* = {run.ls_with_bias:.6g}. {_add_a_bias(run)}")
     if run.ls_with_bias is None or run.ls_with_bias > c.tol:
         name = "L*" if c.loss == "squared" else "The optimum"
         tips.append(f"{name}{' with a bias' if tips else ''} is above tol={c.tol:g}: no linear model fits "
@@ -364,7 +431,8 @@ def _slow_causes(run: _Run) -> list[str]:
     tips, kappa = [], run.condition
     if kappa is not None and kappa > COND_WARN:
         scaled = run.numbers.get("condition_number_standardized")
-        how = (f"standardize the features (--standardize): columns of mean 0 and std 1 bring κ to {scaled:.3g}"
+        flag = "write the shards standardized" if _stats_of(run.data) is not None else "--standardize"
+        how = (f"standardize the features ({flag}): columns of mean 0 and std 1 bring κ to {scaled:.3g}"
                if scaled is not None and scaled < kappa / 10 else
                f"standardizing leaves κ at {scaled:.3g}, so correlated columns cause it: drop or combine them, or "
                "use momentum (its rate is (√κ−1)/(√κ+1))" if scaled is not None else "")
@@ -373,7 +441,7 @@ def _slow_causes(run: _Run) -> list[str]:
                     f"{'; ' + how if how else ''}.")
     if run.ls_with_bias is not None and run.ls_with_bias < INTERCEPT_GAIN * run.ls_loss:
         tips.append(f"The model has no bias: the best fit without one is L* = {run.ls_loss:.6g}, with one "
-                    f"{run.ls_with_bias:.6g}. Add a bias (--bias, bias=True).")
+                    f"{run.ls_with_bias:.6g}. {_add_a_bias(run)}")
     if run.floor is not None:
         tips.append(f"Even at the end this width cannot go below the rank-{run.floor.width} "
                     f"floor {run.floor.loss:.6g}; hidden width {run.floor.fitted_rank} is needed.")
@@ -450,6 +518,9 @@ def fit_metrics(result: RunResult, data: Dataset) -> dict:
     from .losses import loss_value
 
     c = _config(result)
+    stats = _stats_of(data)
+    if stats is not None and c.loss == "squared" and result.biases is None and "scaler" not in data.provenance:
+        return _metrics_from_stats(stats, result.factors)
     X, Y = data.X.astype(np.float64), data.Y.astype(np.float64)
     with np.errstate(all="ignore"):
         R = forward(X, result.factors, result.biases)[-1] - Y
@@ -461,6 +532,19 @@ def fit_metrics(result: RunResult, data: Dataset) -> dict:
         sse, sst = float(np.sum(R * R)), float(np.sum((Y - Y.mean(axis=0)) ** 2))
     n = data.n_samples
     return {"rows": n, "mean_loss": loss / n, "mse": sse / R.size, "rmse": float(np.sqrt(sse / R.size)),
+            "r2": 1.0 - sse / sst if sst > 0 else None}
+
+
+def _metrics_from_stats(stats, factors) -> dict:
+    """:func:`fit_metrics` of a squared-loss model without biases, from the statistics alone."""
+    from .models import end_to_end
+    from .theory.least_squares import centered
+
+    n, entries = stats.n, stats.n * stats.n_targets
+    with np.errstate(all="ignore"):
+        sse = _squared_from_stats(stats, end_to_end(factors))[0]
+    sst = centered(stats).yy
+    return {"rows": n, "mean_loss": sse / n, "mse": sse / entries, "rmse": float(np.sqrt(sse / entries)),
             "r2": 1.0 - sse / sst if sst > 0 else None}
 
 

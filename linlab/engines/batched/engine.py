@@ -38,19 +38,30 @@ class BatchedEngine(Engine):
     def __init__(self, data, config, factors, biases=None, val=None):
         super().__init__(data, config, factors, biases, val)
         self.dtype, self.device = DTYPES[config.dtype], torch_device(config.device)
-        rows = (config.loss, config.reduction, config.p, config.delta, self.dtype, self.device, MEMORY_BUDGET)
-        self.rows = DataPath(data.X, data.Y, *rows)
+        self._data, self._rows = data, None
         self.full_batch = choose_path(config, "auto", data.n_samples) != "minibatch"
-        self.path = self.rows
         if self.full_batch and choose_path(config, "auto", data.n_samples) == "stats":
-            stats, terms = dataset_terms(data, self.device)
+            stats, terms = dataset_terms(data, self.device)  # sharded data: its rows are never read
             self.path = StatsPath(stats, terms, config.reduction, self.dtype, self.device)
-        self.val = None if val is None else DataPath(val.X, val.Y, *rows)
+        else:
+            self.path = self.rows
+        self.val = None if val is None else DataPath(val.X, val.Y, *self._row_settings())
         self.tensors = stack_factors([factors], config.widths, self.dtype, self.device)
         if config.bias:
             self.tensors += stack_biases([biases], config.widths, self.dtype, self.device)
         self.state = optim.init(config.optimizer, self.tensors)
         self._cache = None  # gradients at the current parameters
+
+    def _row_settings(self) -> tuple:
+        c = self.config
+        return c.loss, c.reduction, c.p, c.delta, self.dtype, self.device, MEMORY_BUDGET
+
+    @property
+    def rows(self) -> DataPath:
+        """The pass over the training rows, made on first use (mini-batches, or the rows path)."""
+        if self._rows is None:
+            self._rows = DataPath(self._data.X, self._data.Y, *self._row_settings())
+        return self._rows
 
     def _split(self):
         L = self.config.depth
