@@ -29,6 +29,7 @@ from .options import (
     parse_lr,
     use_cluster,
 )
+from .sharded import is_known_by_stats, stats_settings
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 SINGLE_RUN_ENGINES = ("numpy", "autograd", "module")
@@ -140,6 +141,8 @@ def train(ctx, **settings):
         settings = _settings_from_checkpoint(ctx, settings, checkpoint)
     data = load_data(settings["data"], features=settings["features"], targets=settings["targets"],
                      delimiter=settings["delimiter"], standardize=settings["standardize"])
+    if is_known_by_stats(data):  # sharded: trained from its statistics, its rows never read
+        settings = stats_settings(settings, data, _given(ctx, "engine"))
     if checkpoint is not None:
         _check_resume_data(checkpoint, settings["resume"], data)
     config = make_config(settings, data)
