@@ -131,3 +131,17 @@ def test_a_sweep_whose_client_is_killed_resumes_with_nothing_lost_or_repeated(cl
     assert_same_table(table, local_table)
     assert_same_table(read_table(out), local_table)
     assert not parts_folder(out).exists()
+
+
+def test_train_on_shards_summarised_on_the_cluster_never_reads_a_row(client, tmp_path, rng, monkeypatch):
+    from conftest import cli_json
+
+    from linlab.data.shards import ShardedDataset
+
+    whole = write_shards(tmp_path / "shards", rng)
+    run = ("--targets", "y0,y1", "--depth", "2", "--width", "3", "--lr", "auto", "--epochs", "100")
+    expected = cli_json("train", "--data", whole, *run)["summary"]
+    monkeypatch.setattr(ShardedDataset, "_read", lambda self: pytest.fail("the rows were read"))
+    got = cli_json("train", "--data", tmp_path / "shards", *run, "--cluster", client.scheduler.address)["summary"]
+    assert (got["outcome"], got["epochs"]) == (expected["outcome"], expected["epochs"])
+    assert got["final_loss"] == pytest.approx(expected["final_loss"], rel=1e-9)  # rounding_rtol: ~1e-11 here
