@@ -144,4 +144,4 @@ def test_train_on_shards_summarised_on_the_cluster_never_reads_a_row(client, tmp
     monkeypatch.setattr(ShardedDataset, "_read", lambda self: pytest.fail("the rows were read"))
     got = cli_json("train", "--data", tmp_path / "shards", *run, "--cluster", client.scheduler.address)["summary"]
     assert (got["outcome"], got["epochs"]) == (expected["outcome"], expected["epochs"])
-    assert got["final_loss"] == pytest.approx(expected["final_loss"], rel=1e-9)  # rounding_rtol: ~1e-11 here
+    assert got["final_loss"] == pytest.approx(expected["final_loss"], rel=1e-9)  # rounding_rtol: 8e-11 here
