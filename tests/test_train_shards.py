@@ -102,3 +102,12 @@ def test_the_diagnosis_on_shards_advises_only_what_shards_allow(shards, rows_fai
     result = run_cli("train", "--data", folder, "--targets", "y0,y1", "--lr", "auto", "--epochs", "50")
     assert result.exit_code == 0, result.output
     assert "write the shards standardized" in result.output and "--standardize" not in result.output
+
+
+def test_a_checkpoint_may_not_overwrite_a_shard(shards, rows_fail):
+    folder, _ = shards
+    shard = folder / "part-03.parquet"
+    before = shard.read_bytes()
+    result = run_cli("train", "--data", folder, "--targets", "y0,y1", "--epochs", "5", "--checkpoint", shard)
+    assert result.exit_code == 2 and "would overwrite" in result.output, result.output
+    assert shard.read_bytes() == before

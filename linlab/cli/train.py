@@ -50,7 +50,8 @@ OPTIONS = [
     # data
     _option("--data", default="seed",
             help="seed, seed-torch, synthetic:n=1000,d=10,k=2,rank=1,noise=0.1,condition=10,seed=0, "
-                 "or a CSV/TSV/Parquet/NPY/NPZ file."),
+                 "a CSV/TSV/Parquet/NPY/NPZ file, or shards: a quoted glob or a folder (trained from "
+                 "their statistics)."),
     _option("--features", metavar="COLS", help="Feature columns of a data file: names or 0-based positions."),
     _option("--targets", metavar="COLS", help="Target columns of a data file: names or 0-based positions."),
     _option("--delimiter", help="Field separator of a text file (default: from the extension, or sniffed)."),
@@ -320,8 +321,9 @@ def _checkpoint_callback(settings: dict, data, config: TrainConfig):
         raise ValueError(f"--checkpoint-every {every} needs --checkpoint PATH and a positive number of epochs.")
     if not path:
         return None
+    shards = [("--data", f) for f in data.provenance.get("files", [])] if is_known_by_stats(data) else []
     check_output_file("--checkpoint", path, inputs=[("--data", data_file(settings.get("data"))),
-                                                     ("--config", settings.get("config_file"))])
+                                                     ("--config", settings.get("config_file")), *shards])
     from ..checkpoint import CheckpointCallback
 
     # without --checkpoint-every the file is written once, when the run ends

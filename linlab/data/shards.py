@@ -6,8 +6,9 @@ and one per other file, and the dataset is summarised by its statistics (`Stats`
 of the pieces' statistics added pairwise in a fixed tree. With a Dask client active (see
 :mod:`linlab.distributed`) each piece is a task on the cluster; without one they are read
 here, one at a time. Either way the rows are never held whole: every squared-loss
-full-batch experiment runs from the statistics. The rows are read only by what needs them
-(mini-batches, other losses, a diagnosis on the data), all at once, on one machine.
+full-batch experiment (train, advise, sweeps) runs from the statistics, diagnosis included.
+The rows are read only by what needs them (mini-batches, other losses in a sweep or from
+Python), all at once, on one machine; ``linlab train`` refuses those on shards.
 """
 
 from __future__ import annotations
