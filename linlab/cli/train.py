@@ -130,6 +130,7 @@ def train(ctx, **settings):
       linlab train --data synthetic:n=500,d=8,k=2,rank=1 --depth 3 --width 4 --lr auto
       linlab train --data houses.csv --targets price --standardize --checkpoint run.ckpt
       linlab train --resume run.ckpt --epochs 2000
+      linlab train --data 'shards/*.parquet' --targets y --lr auto --cluster local:4
       linlab train --config run.toml --json
     """
     settings = drop_overridden(ctx, settings)
