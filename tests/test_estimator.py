@@ -121,7 +121,7 @@ def test_max_iter_warns_with_the_diagnosis(problem, compute_diagnosis):
 
 def test_divergence_names_the_stability_bound(problem):
     X, Y = problem
-    with pytest.raises(DivergenceError, match=r"the stability bound .* Use lr <= .*lr=\"auto\""):
+    with pytest.raises(DivergenceError, match=r"the stability bound .* Use lr < .*lr=\"auto\""):
         GDRegressor(lr=10.0).fit(X, Y)
     assert issubclass(DivergenceError, ValueError)
 
