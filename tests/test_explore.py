@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from linlab import TrainConfig, synthetic
+from linlab import TrainConfig, fit, synthetic
+from linlab.data import Dataset
+from linlab.diagnose import diagnose
 from linlab.explore import explorer_html, explorer_stats, write_explorer
 from linlab.theory import auto_lr, hessian_spectrum, rank_floor
 
@@ -53,6 +55,22 @@ def test_floors_and_bounds_are_linlabs(seed_data, seed_stats):
     assert seed_stats["lrs"]["sum"]["sgd"]["optimal"] == pytest.approx(4.95e-4, rel=1e-3)  # the README's figure
     true_sv = np.linalg.svd(seed_data.W_true, compute_uv=False)
     np.testing.assert_allclose(sorted(seed_stats["ls_sv"]), sorted(true_sv), rtol=1e-6)
+
+
+def test_the_numbers_diagnose_names_for_slow_runs_are_embedded(seed_stats):
+    # a missing bias and the conditioning: L* with an intercept and κ before and after standardizing
+    base = synthetic(n=200, d=4, k=2, noise=1.0, condition=300, seed=1)
+    data = Dataset(base.X, base.Y + 3.0, name="offset")
+    stats = explorer_stats(data)
+    for reduction in ("sum", "mean"):
+        result = fit(data, TrainConfig(widths=(4, 2), lr=1e-6 if reduction == "sum" else 1e-3, epochs=20,
+                                       reduction=reduction))
+        numbers = diagnose(result, data).numbers
+        assert stats["floors"][reduction]["ls_with_bias"] == numbers["ls_loss_with_bias"]
+        assert stats["condition"][reduction] == {"kappa": numbers["condition_number"],
+                                                 "standardized": numbers["condition_number_standardized"]}
+    assert stats["condition"]["sum"]["kappa"] == pytest.approx(327, rel=1e-2)
+    assert seed_stats["condition"]["sum"] == {"kappa": pytest.approx(1.458, rel=1e-3), "standardized": None}
 
 
 def test_the_page_embeds_statistics_never_rows_and_loads_nothing(seed_data):

@@ -53,13 +53,29 @@ def _depth1_lrs(data: Dataset, reduction: str) -> dict:
 
 
 def _floors(data: Dataset, reduction: str) -> dict:
-    """L* and the rank floor of every narrowest width that can bind (Eckart-Young)."""
-    from ..theory import rank_floor
+    """L*, the rank floor of every narrowest width that can bind (Eckart-Young) and L* with
+    an intercept (the page's model has no bias; ``linlab diagnose`` names a missing one)."""
+    from ..theory import least_squares, rank_floor
 
     widths = range(1, min(data.n_features, data.n_targets) + 1)
     floors = [rank_floor(data, r, reduction=reduction) for r in widths]
     return {"ls_loss": floors[0].ls_loss, "fitted_rank": floors[0].fitted_rank,
-            "loss": [f.loss for f in floors], "share": [f.share for f in floors]}
+            "loss": [f.loss for f in floors], "share": [f.share for f in floors],
+            "ls_with_bias": least_squares(data, intercept=True, reduction=reduction).loss}
+
+
+def _conditioning(data: Dataset, reduction: str) -> dict:
+    """κ of XᵀX and κ after --standardize, as ``linlab diagnose`` computes them for its
+    slow verdicts (the standardized one only where κ > COND_WARN, where diagnose names it)."""
+    from ..diagnose import COND_WARN, _kappa, _standardized_gram
+    from ..theory import hessian_spectrum
+
+    kappa = _kappa(hessian_spectrum(data, reduction=reduction))
+    scaled = None
+    if kappa is not None and kappa > COND_WARN:
+        gram = _standardized_gram(data)
+        scaled = _kappa(np.linalg.eigvalsh(gram)) if gram.size else None
+    return {"kappa": kappa, "standardized": scaled}
 
 
 def explorer_stats(data: Dataset) -> dict:
@@ -75,8 +91,9 @@ def explorer_stats(data: Dataset) -> dict:
         JSON-ready: ``n``, ``d``, ``k``, ``yy`` (‖Y‖²), the eigenvalues ``lam`` (ascending)
         and eigenvectors ``V`` (columns) of XᵀX, ``P_ls`` (the least-squares W),
         ``r`` = XᵀX·P_ls − XᵀY, ``L_star`` (its summed loss), ``C_eig`` = VᵀXᵀY, the
-        singular values ``ls_sv`` of P_ls, and per reduction the rank ``floors`` and the
-        depth-1 ``lrs`` (stability bound, optimal lr).
+        singular values ``ls_sv`` of P_ls, and per reduction the rank ``floors`` (with
+        L* with an intercept), the depth-1 ``lrs`` (stability bound, optimal lr) and the
+        ``condition`` number κ of XᵀX (and after standardizing, where κ > 100).
 
     Notes
     -----
@@ -104,6 +121,7 @@ def explorer_stats(data: Dataset) -> dict:
         "ls_sv": np.linalg.svd(terms.P, compute_uv=False).tolist(),
         "floors": {red: _floors(data, red) for red in ("sum", "mean")},
         "lrs": {red: _depth1_lrs(data, red) for red in ("sum", "mean")},
+        "condition": {red: _conditioning(data, red) for red in ("sum", "mean")},
     }
 
 

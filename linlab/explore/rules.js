@@ -3,8 +3,10 @@
  *  1. train(): the training loop of linlab/engines/loop.py (fit): its stop rules
  *     (diverged / converged / stalled / the epoch limit) and their messages.
  *  2. diagnose(): the verdicts of linlab/diagnose.py, checked in the same order with the
- *     same thresholds and messages: diverged, converged_optimum, converged_floor,
- *     stalled_floor, saddle, too_slow, still_improving, stalled_other.
+ *     same thresholds and messages: diverged (blown up, or ended above its start),
+ *     converged_optimum, converged_floor, stalled_floor, unstable (depth 1 at or past
+ *     2(1+μ)/λmax), saddle, too_slow, still_improving, stalled_other. The numbers the page
+ *     cannot compute (L* with an intercept, κ of XᵀX standardized) come embedded.
  *  3. fmt(): Python's "{:.Ng}" format, so that numbers read as linlab prints them.
  *
  * When linlab's loop or diagnosis changes, this file is what follows it. */
@@ -15,8 +17,12 @@ const LinlabRules = (function () {
   const SLOW = 0.5; // diagnose.SLOW: an lr below SLOW × the recommended one counts as too slow
   const SADDLE_RTOL = 1e-8; // diagnose.SADDLE_RTOL
   const SAFETY = 0.5; // theory.lr.SAFETY: lr="auto" at depth > 1 is SAFETY × 2/sharpness
+  const COND_WARN = 100; // diagnose.COND_WARN: a κ of XᵀX above this is named as a cause of slow descent
+  const INTERCEPT_GAIN = 0.5; // diagnose.INTERCEPT_GAIN: L* with a bias below this × L* without: named
+  const OPTIMUM = "the least-squares optimum L*"; // diagnose._Run.optimum_name for the squared loss
+  const ADD_A_BIAS = "Add a bias (--bias, bias=True)."; // diagnose._add_a_bias for data with rows
   const WORDS = { // the outcome in one word, per verdict
-    diverged: "diverged", converged_optimum: "converged", converged_floor: "floor", stalled_floor: "floor",
+    diverged: "diverged", unstable: "unstable", converged_optimum: "converged", converged_floor: "floor", stalled_floor: "floor",
     saddle: "still going", too_slow: "still going", still_improving: "still going", stalled_other: "still going",
   };
 
@@ -84,15 +90,18 @@ const LinlabRules = (function () {
   }
 
   // ---- 2. the diagnosis: linlab/diagnose.py ----
-  function theory(run, stats, rules) { // diagnose._theory: L*, the floor, the lr bounds
+  function theory(run, stats, rules) { // diagnose._theory: L*, the floor, κ, the lr bounds
     const c = run.controls, red = stats.floors[c.reduction], r = Math.min(...run.widths);
-    const out = { lsLoss: red.ls_loss, floor: null, stableLr: null, suggestedLr: null, boundOf: "the Hessian" };
+    const cond = stats.condition[c.reduction];
+    const out = { lsLoss: red.ls_loss, withBias: red.ls_with_bias, kappa: cond.kappa, kappaScaled: cond.standardized,
+      floor: null, stableLr: null, suggestedLr: null, boundOf: "the Hessian", exactBound: false, lrOverBound: null };
     if (r < red.fitted_rank) {
       out.floor = { width: r, loss: red.loss[r - 1], share: red.share[r - 1], fittedRank: red.fitted_rank, lsLoss: red.ls_loss };
     }
     const mu = c.optimizer === "momentum" ? rules.momentum : 0, lrs = stats.lrs[c.reduction];
-    if (c.depth === 1) {
-      out.stableLr = (1 + mu) * lrs.sgd.stable; // 2(1+μ)/λmax
+    if (c.depth === 1) { // 2(1+μ)/λmax, exact for plain and heavy-ball SGD on the full batch
+      out.stableLr = lrs[c.optimizer === "momentum" ? "momentum" : "sgd"].stable;
+      out.exactBound = c.optimizer !== "adam";
       if (c.optimizer !== "adam") out.suggestedLr = lrs[c.optimizer].optimal;
     } else {
       const top = sharpnessAtStart(run, stats); // at the initial factors
@@ -113,19 +122,55 @@ const LinlabRules = (function () {
     return run.finalLoss - target <= Math.max(rules.tol, (rtol || 1e-6) * Math.abs(target));
   }
 
-  function diverged(run, th) {
-    if (run.outcome !== "diverged" && Number.isFinite(run.finalLoss)) return null;
-    const lr = run.controls.lr, advice = [];
-    let msg = `the loss blew up with lr=${fmt(lr, 3)}.`;
+  function lowerLrAdvice(run, th) { // diagnose._lower_lr_advice
+    const advice = [];
     if (th.stableLr) {
-      msg = `lr=${fmt(lr, 3)} is ${fmt(lr / th.stableLr, 3)}x the stability bound ${fmt(th.stableLr, 3)} `
-        + `(2/λmax of ${th.boundOf}); the loss blew up.`;
-      advice.push(`Use lr <= ${fmt(th.stableLr, 3)}, or lr="auto".`);
+      th.lrOverBound = run.controls.lr / th.stableLr;
+      advice.push(`Use lr < ${fmt(th.stableLr, 3)}, or lr="auto".`);
     } else {
       advice.push("Lower lr (e.g. 10x) until the loss decreases steadily.");
     }
     if (th.suggestedLr) advice.push(`lr=${fmt(th.suggestedLr, 3)} is what lr="auto" picks here.`);
+    return advice;
+  }
+
+  function diverged(run, th) { // blown up, or ended above where it started
+    const h = run.history, rose = h.length > 1 && run.finalLoss > h[0];
+    if (run.outcome !== "diverged" && Number.isFinite(run.finalLoss) && !rose) return null;
+    const lr = run.controls.lr, advice = lowerLrAdvice(run, th);
+    const what = run.outcome === "diverged" || !Number.isFinite(run.finalLoss) ? "the loss blew up"
+      : `the loss rose from ${fmt(h[0])} to ${fmt(run.finalLoss)} (${run.outcome})`;
+    let msg = `${what} with lr=${fmt(lr, 3)}.`;
+    if (th.stableLr) {
+      msg = `lr=${fmt(lr, 3)} is ${fmt(th.lrOverBound, 3)}x the stability bound ${fmt(th.stableLr, 3)} `
+        + `(2/λmax of ${th.boundOf}); ${what}.`;
+    }
     return { verdict: "diverged", message: msg, advice };
+  }
+
+  function unstable(run, th) { // lr at or above 2(1+μ)/λmax on a quadratic: the top mode never contracts
+    const lr = run.controls.lr;
+    if (!(th.exactBound && th.stableLr && lr >= th.stableLr * (1 - 1e-12))) return null;
+    const advice = lowerLrAdvice(run, th);
+    const how = lr <= th.stableLr * (1 + 1e-12) ? "neither shrinks nor grows" : "grows";
+    const msg = `lr=${fmt(lr, 3)} is ${fmt(th.lrOverBound)}x the stability bound ${fmt(th.stableLr)} `
+      + `(2${run.controls.optimizer === "momentum" ? "(1+μ)" : ""}/λmax of ${th.boundOf}): the error along the top `
+      + `eigenvector ${how} every epoch, so the loss cannot reach its optimum at this lr (${run.outcome} `
+      + `at ${fmt(run.finalLoss)}).`;
+    return { verdict: "unstable", message: msg, advice };
+  }
+
+  function causesAboveTol(th, rules) { // diagnose._causes_above_tol: a missing bias, else noise or nonlinearity
+    const tips = [];
+    if (th.withBias !== null && th.withBias < INTERCEPT_GAIN * th.lsLoss) {
+      tips.push(`The model has no bias: the best fit without one leaves L* = ${fmt(th.lsLoss)}, `
+        + `with one L* = ${fmt(th.withBias)}. ${ADD_A_BIAS}`);
+    }
+    if (th.withBias === null || th.withBias > rules.tol) {
+      tips.push(`L*${tips.length ? " with a bias" : ""} is above tol=${fmt(rules.tol)}: no linear model fits `
+        + "closer; the rest is noise or nonlinearity, so raise tol.");
+    }
+    return tips;
   }
 
   function atTarget(run, th, rules) {
@@ -140,9 +185,11 @@ const LinlabRules = (function () {
       return { verdict: "stalled_floor", message: `loss ${fmt(run.finalLoss)} is at the floor: ${why} is as low as any lr or epoch count goes.`, advice };
     }
     if (!f && near(run, th.lsLoss, rules)) {
-      const advice = th.lsLoss <= tol ? [] : [`L* = ${fmt(th.lsLoss)} is above tol=${fmt(tol)}: no linear model fits closer; `
-        + "the rest is noise or nonlinearity, so raise tol."];
-      return { verdict: "converged_optimum", message: `loss ${fmt(run.finalLoss)} is within tol=${fmt(tol)} of the least-squares optimum L* = ${fmt(th.lsLoss)}.`, advice };
+      const gap = run.finalLoss - th.lsLoss, size = Math.abs(gap);
+      const where = size <= tol ? `within tol=${fmt(tol)} of`
+        : `${fmt(size, 3)} (${fmt(size / Math.abs(th.lsLoss), 2)} relative) ${gap < 0 ? "below" : "above"}`;
+      const advice = th.lsLoss <= tol ? [] : causesAboveTol(th, rules);
+      return { verdict: "converged_optimum", message: `loss ${fmt(run.finalLoss)} is ${where} ${OPTIMUM} ${fmt(th.lsLoss)}.`, advice };
     }
     if (run.outcome === "converged") return { verdict: "converged_optimum", message: `loss ${fmt(run.finalLoss)} <= tol=${fmt(tol)}.`, advice: [] };
     return null;
@@ -189,33 +236,57 @@ const LinlabRules = (function () {
     return hi;
   }
 
-  function slow(run, th, stats, rules) {
-    const lr = run.controls.lr, advice = [];
+  function slowCauses(th) { // diagnose._slow_causes: conditioning, a missing bias, a floor
+    const tips = [], kappa = th.kappa, scaled = th.kappaScaled;
+    if (kappa !== null && kappa > COND_WARN) {
+      let how = "";
+      if (scaled !== null && scaled < kappa / 10) {
+        how = `standardize the features (--standardize): columns of mean 0 and std 1 bring κ to ${fmt(scaled, 3)}`;
+      } else if (scaled !== null) {
+        how = `standardizing leaves κ at ${fmt(scaled, 3)}, so correlated columns cause it: drop or combine them, or `
+          + "use momentum (its rate is (√κ−1)/(√κ+1))";
+      }
+      tips.push(`XᵀX has condition number κ = ${fmt(kappa, 3)}: even at the best lr the slowest direction's `
+        + `error shrinks only by (κ−1)/(κ+1) per epoch, about κ/2 = ${fmt(kappa / 2, 3)} epochs per e-fold`
+        + `${how ? "; " + how : ""}.`);
+    }
+    if (th.withBias !== null && th.withBias < INTERCEPT_GAIN * th.lsLoss) {
+      tips.push(`The model has no bias: the best fit without one is L* = ${fmt(th.lsLoss)}, with one `
+        + `${fmt(th.withBias)}. ${ADD_A_BIAS}`);
+    }
     if (th.floor) {
-      advice.push(`Even at the end this width cannot go below the rank-${th.floor.width} floor ${fmt(th.floor.loss)}; `
+      tips.push(`Even at the end this width cannot go below the rank-${th.floor.width} floor ${fmt(th.floor.loss)}; `
         + `hidden width ${th.floor.fittedRank} is needed.`);
     }
-    if (th.suggestedLr && lr < SLOW * th.suggestedLr) {
+    return tips;
+  }
+
+  function slow(run, th, stats, rules) {
+    const lr = run.controls.lr, causes = slowCauses(th);
+    if (th.suggestedLr && lr < SLOW * th.suggestedLr) { // diagnose._too_slow
       const now = forecast(run, stats, lr, rules), better = forecast(run, stats, th.suggestedLr, rules);
       const msg = `lr=${fmt(lr, 3)} is ${fmt(th.suggestedLr / lr, 3)}x below the recommended `
         + `${fmt(th.suggestedLr, 3)}; the loss is ${fmt(run.finalLoss)} after ${run.epochs} epochs.`;
       let tip = `Use lr=${fmt(th.suggestedLr, 3)} (or lr="auto")`;
       if (better !== null) tip += `: tol is then ${better} more epochs away, against ${now === null ? "None" : now} at the current lr`;
-      return { verdict: "too_slow", message: msg, advice: [tip + "."].concat(advice) };
+      return { verdict: "too_slow", message: msg, advice: [tip + "."].concat(causes) };
     }
     const h = run.history, recent = h.slice(h.length - Math.min(h.length, rules.stall_window));
     if (run.outcome === "max_epochs" && recent[0] - recent[recent.length - 1] > rules.stall_rtol * recent[0]) {
       const more = forecast(run, stats, lr, rules);
       return { verdict: "still_improving", message: `the epoch limit ${run.epochs} came while the loss (${fmt(run.finalLoss)}) was still falling.`,
-        advice: [more !== null ? `Run ${more} more epochs to reach tol.` : "Run more epochs."].concat(advice) };
+        advice: causes.concat([more !== null ? `Run ${more} more epochs to reach tol.` : "Run more epochs."]) };
     }
-    return { verdict: "stalled_other", message: `the loss stopped improving at ${fmt(run.finalLoss)} (${run.outcome}), above any known floor.`,
-      advice: ["Try another init or optimizer, or a larger lr within the bound."].concat(advice) };
+    const tip = th.stableLr && lr < SLOW * th.stableLr
+      ? `Try another init or optimizer, or a larger lr below the bound ${fmt(th.stableLr, 3)}.` : "Try another init or optimizer.";
+    return { verdict: "stalled_other", message: `the loss stopped improving at ${fmt(run.finalLoss)} (${run.outcome}), `
+      + `above ${OPTIMUM} ${fmt(th.lsLoss)}.`, advice: causes.concat([tip]) };
   }
 
   function diagnose(run, stats, rules) {
     const th = theory(run, stats, rules);
-    const found = diverged(run, th) || atTarget(run, th, rules) || saddle(run, stats) || slow(run, th, stats, rules);
+    const found = diverged(run, th) || atTarget(run, th, rules) || unstable(run, th) || saddle(run, stats)
+      || slow(run, th, stats, rules);
     return { ...found, word: WORDS[found.verdict], stableLr: th.stableLr, suggestedLr: th.suggestedLr };
   }
 
