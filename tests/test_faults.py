@@ -410,3 +410,44 @@ def test_an_npy_header_cut_mid_dictionary_is_refused(in_tmp):
     (in_tmp / "cut.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + bytes(48))
     result = run_cli("train", "--data", "cut.npy")
     assert result.exit_code == 2 and "cut.npy is not a readable NPY file" in result.output, result.output
+
+
+def test_a_confirmed_huge_sweep_makes_its_runs_a_chunk_at_a_time(monkeypatch):
+    from linlab import sweeps
+    from linlab.sweeps import grid as grid_module
+
+    made = []
+    real_config = grid_module._config
+    monkeypatch.setattr(grid_module, "_config", lambda base, combo: made.append(1) or real_config(base, combo))
+
+    class FirstChunkDone(Exception):
+        pass
+
+    def first_chunk(data, configs, **options):
+        raise FirstChunkDone(len(configs))
+
+    monkeypatch.setattr(sweeps, "run_batch", first_chunk)
+    huge = {"data": "synthetic:n=40,d=3,k=1,seed=1", "fixed": {"epochs": 5, "engine": "batched"},
+            "grid": {"seed": {"range": [0, 10**7 - 1]}, "lr": [1e-3, 1e-2]}}
+    with pytest.raises(FirstChunkDone) as first:
+        sweeps.sweep(huge, runs_per_batch=10)
+    assert first.value.args == (10,)
+    assert len(made) < 100  # the checks of each axis's values and one chunk, not 2 * 10**7 runs
+
+
+@pytest.mark.parametrize("axes", [
+    {"seed": [0, 1, 2]},
+    {"engine": ["batched", "numpy"], "epochs": [3, 7], "seed": {"range": [0, 4]}},
+    {"optimizer": ["sgd", {"name": "adam", "eps": 1e-7}], "epochs": [2, 4], "lr": [1e-3, 1e-2]},
+    {"epochs": [2, 4], "optimizer": ["sgd", {"name": "adam", "eps": 1e-7}], "depth": [1, 2], "width": [2, 3]},
+])
+def test_grid_totals_count_what_expanding_makes(axes):
+    from linlab.data import synthetic
+    from linlab.sweeps.grid import Grid, expand, grid_totals
+
+    grid = Grid(fixed={} if "epochs" in axes else {"epochs": 5}, axes=axes)
+    runs = [r.config for r in expand(grid, synthetic(n=20, d=3, k=2, seed=0), "batched")]
+    totals = grid_totals(grid, "batched")
+    batched = [c for c in runs if c.engine == "batched"]
+    assert (totals.runs, totals.batched_runs) == (len(runs), len(batched))
+    assert totals.batched_epochs == sum(c.epochs for c in batched) and totals.batched_on_cpu

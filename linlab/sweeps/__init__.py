@@ -10,7 +10,8 @@ compares architectures fairly: each at its own best learning rate from the grid.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,7 +21,7 @@ from ..data import Dataset
 from ..engines import fit
 from ..results import RunResult
 from .chunks import executor
-from .grid import Grid, Run, axis_values, expand, run_id
+from .grid import Grid, GridTotals, Run, axis_values, check_runs, expand, grid_totals, iter_runs, run_id
 from .store import FileStore, MemoryStore, parts_folder
 from .table import (
     SCHEMA,
@@ -79,16 +80,22 @@ def run_batch(data: Dataset, configs: Sequence[TrainConfig], *, device: str | No
     return results
 
 
-def _resolve_compile(compile, runs: Sequence[Run], device: str | None) -> tuple[bool | str, str | None]:
+def _resolve_compile(compile, totals: GridTotals, device: str | None) -> tuple[bool | str, str | None]:
     # decided once for the sweep: its batches are small, its total is what pays for compiling;
     # (the compile argument of each batch, the plan it gives)
     from ..engines.batched.plan import check_mode, compile_plan
 
     check_mode(compile)
-    batched = [r.config for r in runs if r.config.engine == "batched"]
-    on_cpu = all((device or c.device) == "cpu" for c in batched)
-    plan = compile_plan(compile, "cpu" if on_cpu else "cuda", sum(c.epochs for c in batched))
+    on_cpu = device == "cpu" if device else totals.batched_on_cpu
+    plan = compile_plan(compile, "cpu" if on_cpu else "cuda", totals.batched_epochs)
     return (True if plan == "all" else compile if compile is False else "auto"), plan
+
+
+def _chunks(runs: Iterator[tuple[int, Run]], size: int, firsts: list[int]) -> Iterator[list[Run]]:
+    # `size` runs at a time, made as they are asked for; firsts[i]: chunk i's first grid position
+    while chunk := list(islice(runs, size)):
+        firsts.append(chunk[0][0])
+        yield [run for _, run in chunk]
 
 
 def _as_grid(grid_or_path) -> Grid:
@@ -135,7 +142,8 @@ def sweep(
         Read an existing `out` and its saved chunks and skip the runs whose ids they hold.
     progress : callable, optional
         ``progress(done, total)``, called before the first batch and after each one;
-        `total` counts the runs this call executes.
+        `total` counts the runs this call plans (a grid's repeated entries, run once, are
+        counted each time until the last call).
     runs_per_batch : int, optional
         Overrides the grid's value; by default 256 on the batched engine (4,096 when it
         compiles, as a CPU with a C compiler does by default), 16 otherwise.
@@ -171,20 +179,25 @@ def sweep(
     with (MemoryStore() if out is None else FileStore(out, csv)) as store:
         done = store.existing(resume)
         done_ids = set() if done is None else set(done.column("run_id").to_pylist())
-        runs = [(i, r) for i, r in enumerate(expand(grid, data, "batched")) if r.run_id not in done_ids]
-        compile, plan = _resolve_compile(compile, [r for _, r in runs], device)
-        batched = any(r.config.engine == "batched" for _, r in runs)
+        check_runs(grid, data, "batched")  # an impossible value is refused before any run
+        totals = grid_totals(grid, "batched")
+        compile, plan = _resolve_compile(compile, totals, device)
         size = runs_per_batch or grid.runs_per_batch or RUNS_PER_BATCH[
-            ("compiled" if plan else "batched") if batched else "single"
+            ("compiled" if plan else "batched") if totals.batched_runs else "single"
         ]
-        chunks = [runs[start:start + size] for start in range(0, len(runs), size)]
+        # runs are made as chunks are asked for: memory holds a chunk, never the grid
+        runs = ((i, r) for i, r in enumerate(iter_runs(grid, data, "batched")) if r.run_id not in done_ids)
+        firsts: list[int] = []
         options = {"device": device, "memory_budget": memory_budget, "compile": compile}
+        planned = max(totals.runs - len(done_ids), 0)
         finished = 0
         if progress is not None:
-            progress(0, len(runs))
-        for i, table in executor(client)(data, [[r for _, r in c] for c in chunks], options):
-            store.append(chunks[i][0][0], table)
+            progress(0, planned)
+        for i, table in executor(client)(data, _chunks(runs, size, firsts), options):
+            store.append(firsts[i], table)
             finished += table.num_rows
             if progress is not None:
-                progress(finished, len(runs))
+                progress(finished, max(planned, finished))
+        if progress is not None and finished != planned:  # repeated grid entries ran once
+            progress(finished, finished)
         return store.finish()

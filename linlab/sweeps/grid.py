@@ -339,6 +339,60 @@ def count_runs(grid: Grid) -> int:
     return math.prod(len(axis) for axis in _fragments(grid, 1, 1))
 
 
+@dataclass(frozen=True)
+class GridTotals:
+    """What a grid plans, read off its axes before any run is made (repeated entries count each time)."""
+
+    runs: int  # every run of the grid
+    batched_runs: int  # those on the batched engine
+    batched_epochs: int  # their epochs, summed
+    batched_on_cpu: bool  # every batched run on the CPU
+
+
+PLANNED = ("engine", "device", "epochs")  # the settings a sweep plans its chunks and compiling from
+
+
+def grid_totals(grid: Grid, engine: str = "numpy") -> GridTotals:
+    """Count `grid`'s runs, and its batched runs' epochs, from its axes alone.
+
+    Only the axes that set ``engine``, ``device`` or ``epochs`` are walked; every other axis
+    multiplies the counts by its length, so the cost does not grow with their size.
+
+    Examples
+    --------
+    >>> totals = grid_totals(Grid(fixed={"epochs": 5}, axes={"seed": {"range": [1, 10**9]},
+    ...                                                      "engine": ["batched", "numpy"]}))
+    >>> totals.runs, totals.batched_runs, totals.batched_epochs
+    (2000000000, 1000000000, 5000000000)
+    """
+    defaults = TrainConfig()
+    base = {"engine": engine, "device": defaults.device, "epochs": defaults.epochs}
+    base.update({key: grid.fixed[key] for key in PLANNED if key in grid.fixed})
+    axes = _fragments(grid, 1, 1)
+    planned = [a for a in axes if _sets_planned(a)]
+    times = math.prod(len(a) for a in axes if not _sets_planned(a))
+    runs = batched = epochs = 0
+    on_cpu = True
+    for combo in _product(planned):
+        settings = dict(base)
+        for part in combo:
+            settings.update((key, part[key]) for key in PLANNED if key in part)
+        runs += times
+        if settings["engine"] == "batched":
+            batched += times
+            epochs += times * int(settings["epochs"])
+            on_cpu = on_cpu and settings["device"] == "cpu"
+    return GridTotals(runs, batched, epochs, on_cpu)
+
+
+def _sets_planned(axis: Sequence) -> bool:
+    if isinstance(axis, _Axis):  # {name: value}: only its own setting
+        return len(axis) > 0 and bool(axis[0].keys() & set(PLANNED))
+    if isinstance(axis, _Shapes):
+        return False
+    return any(part.keys() & set(PLANNED) for part in axis)
+
+
 def _config(base: dict, combo: tuple[dict, ...]) -> TrainConfig:
     settings = dict(base)
     bad = next((e for e in (base, *combo) if not isinstance(e.get("extra", {}), dict)), None)
@@ -410,6 +464,45 @@ def expand(grid: Grid, data: Dataset, engine: str = "numpy") -> list[Run]:
     return list(iter_runs(grid, data, engine))
 
 
+def _checked_config(base: dict, combo: tuple[dict, ...], data: Dataset) -> TrainConfig:
+    config = _config(base, combo)
+    if (config.widths[0], config.widths[-1]) != (data.n_features, data.n_targets):
+        raise ValueError(
+            f"widths={config.widths} run from {config.widths[0]} to {config.widths[-1]}, but {data.name!r} "
+            f"has {data.n_features} features and {data.n_targets} targets; give widths "
+            f"[{data.n_features}, ..., {data.n_targets}], or depth and width (both ends from the data)."
+        )
+    return config
+
+
+CHECKED_PER_AXIS = 10_000  # check_runs tries every value of an axis this long or shorter, else its ends
+
+
+def check_runs(grid: Grid, data: Dataset, engine: str = "numpy") -> None:
+    """Refuse a grid with an impossible value before any of its runs is made or trained.
+
+    Every value of each axis (of a longer axis, its first and last: a range's values lie
+    between them) is tried in a real run of the grid, the first value of every other axis
+    beside it, so a bad value is named at once rather than when its run comes up.
+
+    Examples
+    --------
+    >>> check_runs(Grid(axes={"seed": [0, 2**64]}), Dataset(np.eye(3), np.ones((3, 2))))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: seed=18446744073709551616 must be an integer >= 0 (and <= 2**63 - 1). (in the run with ...
+    """
+    base = {"widths": (data.n_features, data.n_targets), "engine": engine, **grid.fixed}
+    axes = _fragments(grid, data.n_features, data.n_targets)
+    if any(len(axis) == 0 for axis in axes):
+        return
+    firsts = [axis[0] for axis in axes]
+    for j, axis in enumerate(axes):
+        n = len(axis)
+        for i in range(n) if n <= CHECKED_PER_AXIS else (0, n - 1):
+            _checked_config(base, (*firsts[:j], axis[i], *firsts[j + 1:]), data)
+
+
 def iter_runs(grid: Grid, data: Dataset, engine: str = "numpy") -> Iterator[Run]:
     """The runs of :func:`expand`, one at a time: memory holds the ids seen, never the runs.
 
@@ -422,13 +515,7 @@ def iter_runs(grid: Grid, data: Dataset, engine: str = "numpy") -> Iterator[Run]
     base = {"widths": (data.n_features, data.n_targets), "engine": engine, **grid.fixed}
     seen = set()  # 64-bit ids: a few dozen bytes a run
     for combo in _product(_fragments(grid, data.n_features, data.n_targets)):
-        config = _config(base, combo)
-        if (config.widths[0], config.widths[-1]) != (data.n_features, data.n_targets):
-            raise ValueError(
-                f"widths={config.widths} run from {config.widths[0]} to {config.widths[-1]}, but {data.name!r} "
-                f"has {data.n_features} features and {data.n_targets} targets; give widths "
-                f"[{data.n_features}, ..., {data.n_targets}], or depth and width (both ends from the data)."
-            )
+        config = _checked_config(base, combo, data)
         if config.lr == "auto" and "lr_auto_multiple" in config.extra:
             config = _resolve_auto(config, data)
         rid = run_id(config, data)
