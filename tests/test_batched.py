@@ -141,8 +141,14 @@ def test_a_tiny_memory_budget_gives_the_same_results(seed_data, noisy):
     for a, b in zip(whole, pieces, strict=True):
         assert_same_run(a, b)
     lp = [TrainConfig(widths=w, loss="huber", lr=1e-3, epochs=30, seed=1) for w in [(5, 3), (5, 4, 3), (5, 7, 3)]]
-    for a, b in zip(fit_batched(noisy, lp), fit_batched(noisy, lp, memory_budget=3_000), strict=True):
+    for a, b in zip(fit_batched(noisy, lp), fit_batched(noisy, lp, memory_budget=7_000), strict=True):
         assert_same_run(a, b, rows=64)
+
+
+def test_a_run_larger_than_the_memory_budget_is_refused(noisy):
+    wide = [TrainConfig(widths=(5, 7, 3), loss="huber", lr=1e-3, epochs=30, seed=1)]  # about 6 KB
+    with pytest.raises(ValueError, match=r"one run of widths \(5, 7, 3\) .* more than memory_budget=3,000"):
+        fit_batched(noisy, wide, memory_budget=3_000)
 
 
 def test_padding_is_exact(seed_data):

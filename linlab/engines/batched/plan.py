@@ -137,10 +137,16 @@ def classes(configs, source) -> list[list[int]]:
 def chunks(indices, key, widths, configs, budget, data_path, compiled: bool = False) -> list[list[int]]:
     """Split a group so that each stack stays within the memory budget."""
     epochs = max(configs[i].epochs for i in indices)
+    one = per_run_bytes(key, widths, epochs)
+    if one > budget:
+        raise ValueError(
+            f"one run of widths {tuple(widths)} over {epochs} epochs needs about {one / 2**20:.3g} MiB, more than "
+            f"memory_budget={budget:,} bytes; use narrower widths or fewer epochs, or raise memory_budget."
+        )
     itemsize = 8 if key.dtype == "float64" else 4
     largest = itemsize * max(max(a, widths[0]) * b for a, b in zip(widths[:-1], widths[1:]))
     cap = COMPILED_TENSOR_BYTES if compiled else STACK_TENSOR_BYTES
-    size = max(1, min((budget // 4) // per_run_bytes(key, widths, epochs), cap // largest))
+    size = max(1, min((budget // 4) // one, cap // largest))
     if data_path is not None:  # leave at least min(n, 1024) rows per chunk of the pass
         per_row = data_path.itemsize * (3 * sum(widths[1:]) + 2 * widths[1] + 3 * widths[-1])
         size = min(size, max(1, (budget // 2) // (min(data_path.n, 1024) * per_row)))
