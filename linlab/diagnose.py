@@ -276,11 +276,11 @@ def _gradient_norms(run: _Run) -> tuple[float, float]:
     stats = _stats_of(run.data)
     if stats is not None and c.loss == "squared" and r.biases is None:
         from .models import end_to_end
-        from .theory.least_squares import loss_scale
+        from .theory.deep import gradient
 
         with np.errstate(all="ignore"):
-            G = loss_scale(stats, c.reduction) * _squared_from_stats(stats, end_to_end(r.factors))[1]
-            grads = _factor_grads(r.factors, G)
+            grads = gradient(stats, r.factors, c.reduction)
+            G = gradient(stats, [end_to_end(r.factors)], c.reduction)[0]  # ∂ℓ/∂P: depth 1 at P
             return float(np.sqrt(sum(np.sum(g * g) for g in grads))), float(np.linalg.norm(G))
     X, Y = run.data.X.astype(np.float64), run.data.Y.astype(np.float64)
     with np.errstate(all="ignore"):
@@ -290,8 +290,8 @@ def _gradient_norms(run: _Run) -> tuple[float, float]:
         return float(np.sqrt(sum(np.sum(g * g) for g in grads))), float(np.linalg.norm(X.T @ G))
 
 
-def _squared_from_stats(stats, P: np.ndarray) -> tuple[float, np.ndarray]:
-    """‖XP − Y‖² and its gradient 2(AΔ + r) in P, from the statistics alone.
+def _squared_from_stats(stats, P: np.ndarray) -> float:
+    """‖XP − Y‖² from the statistics alone.
 
     About the least-squares P₀ (Δ = P − P₀, r = AP₀ − C, L* = ‖XP₀ − Y‖²) the loss is
     tr(ΔᵀAΔ) + 2tr(Δᵀr) + L*: near the optimum it keeps its accuracy, where
@@ -301,18 +301,7 @@ def _squared_from_stats(stats, P: np.ndarray) -> tuple[float, np.ndarray]:
 
     best = least_squares(stats)
     D, r = P - best.coef, stats.A @ best.coef - stats.C
-    AD = stats.A @ D
-    return max(float(np.sum(D * AD) + 2.0 * np.sum(D * r)) + best.loss, 0.0), 2.0 * (AD + r)
-
-
-def _factor_grads(factors, G: np.ndarray) -> list[np.ndarray]:
-    """∂ℓ/∂W_j = (W1⋯W_{j-1})ᵀ G (W_{j+1}⋯WL)ᵀ for G = ∂ℓ/∂P."""
-    from .models import end_to_end
-
-    L = len(factors)
-    left = [np.eye(factors[0].shape[0])] + [end_to_end(factors[:j]) for j in range(1, L)]
-    right = [end_to_end(factors[j + 1:]) for j in range(L - 1)] + [np.eye(factors[-1].shape[1])]
-    return [left[j].T @ G @ right[j].T for j in range(L)]
+    return max(float(np.sum(D * (stats.A @ D)) + 2.0 * np.sum(D * r)) + best.loss, 0.0)
 
 
 def _add_a_bias(run: _Run) -> str:
@@ -542,7 +531,7 @@ def _metrics_from_stats(stats, factors) -> dict:
 
     n, entries = stats.n, stats.n * stats.n_targets
     with np.errstate(all="ignore"):
-        sse = _squared_from_stats(stats, end_to_end(factors))[0]
+        sse = _squared_from_stats(stats, end_to_end(factors))
     sst = centered(stats).yy
     return {"rows": n, "mean_loss": sse / n, "mse": sse / entries, "rmse": float(np.sqrt(sse / entries)),
             "r2": 1.0 - sse / sst if sst > 0 else None}
