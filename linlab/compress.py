@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .losses import loss_value
-from .models import end_to_end
+from .models import end_to_end, end_to_end_bias
 
 
 @dataclass
@@ -54,16 +54,6 @@ class Compression:
                 "params": n_params(self.widths, self.biases is not None),
                 "original_params": n_params(self.original_widths, self.biases is not None),
                 "singular_values": self.singular_values.tolist(), "losses": self.losses, "tol": self.tol}
-
-
-def _offset(factors, biases) -> np.ndarray | None:
-    # the network's total offset: Σ_j b_j W_{j+1}⋯W_L
-    if biases is None:
-        return None
-    out = np.zeros(factors[-1].shape[1])
-    for j, b in enumerate(biases):
-        out = out + (b @ end_to_end(factors[j + 1:]) if j + 1 < len(factors) else b)
-    return out
 
 
 def truncate(W: np.ndarray, X: np.ndarray, r: int) -> np.ndarray:
@@ -144,7 +134,8 @@ def compress(X, Y, factors, biases=None, *, tol: float | None = None, width: int
     if width is not None and not (isinstance(width, (int, np.integer)) and 1 <= width <= most):
         raise ValueError(f"width={width!r} must be an integer from 1 to min(d, k) = {most}: W1⋯WL has rank at "
                          f"most {most}, so a wider network is no smaller.")
-    W, offset = end_to_end(factors), _offset(factors, biases)
+    W = end_to_end(factors)
+    offset = None if biases is None else end_to_end_bias(factors, biases)
     if not np.all(np.isfinite(W)):
         raise ValueError("the network's factors hold inf or nan (a diverged run); condense a finite one.")
     args = (loss, reduction, p, delta)

@@ -31,6 +31,20 @@ def end_to_end(factors) -> np.ndarray:
     return out
 
 
+def end_to_end_bias(factors, biases) -> np.ndarray:
+    """The offset of a network with a bias in every layer, ((b1 W2 + b2) W3 + b3) ⋯, shape (k,).
+
+    Examples
+    --------
+    >>> end_to_end_bias([np.ones((2, 3)), 2 * np.ones((3, 1))], [np.ones(3), np.ones(1)]).tolist()
+    [7.0]
+    """
+    b = np.asarray(biases[0], dtype=np.float64)
+    for W, bj in zip(factors[1:], biases[1:]):
+        b = b @ W + bj
+    return b
+
+
 def _orthogonal(rng, a: int, b: int) -> np.ndarray:
     # a (semi-)orthogonal (a, b) matrix: orthonormal columns if a >= b, rows otherwise
     M = rng.standard_normal((max(a, b), min(a, b)))

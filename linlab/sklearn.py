@@ -32,7 +32,7 @@ from .config import TrainConfig
 from .data import Dataset
 from .engines import fit as linlab_fit
 from .losses import loss_value
-from .models import end_to_end, init_factors
+from .models import end_to_end, end_to_end_bias, init_factors
 
 STALL_WINDOW = 100  # epochs over which the loss must improve by more than tol (relative)
 
@@ -462,7 +462,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         with np.errstate(all="ignore"):
             R = data.X @ end_to_end(factors) - data.Y
             if biases is not None:
-                R = R + _end_to_end_bias(factors, biases)
+                R = R + end_to_end_bias(factors, biases)
             zero = float(loss_value(data.Y, config.loss, "mean"))
             return max(float(loss_value(R, config.loss, "mean")), zero)
 
@@ -495,7 +495,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         W = end_to_end(self.factors_)  # (d, k)
         b = self._y_offset - self._x_offset @ W
         if self._biases is not None:
-            b = b + _end_to_end_bias(self.factors_, self._biases)
+            b = b + end_to_end_bias(self.factors_, self._biases)
         self.coef_ = W[:, 0].copy() if self._one_d else W.T.copy()
         self.intercept_ = float(b[0]) if self._one_d else b
 
@@ -519,14 +519,6 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                 f"GDRegressor stopped at max_iter={config.epochs} before the loss settled "
                 f"({d.verdict}: {d.message}) {' '.join(d.advice)} Consider increasing max_iter.",
                 ConvergenceWarning, stacklevel=3)
-
-
-def _end_to_end_bias(factors, biases) -> np.ndarray:
-    """The offset of a network with a bias in every layer: ((b1 W2 + b2) W3 + b3) ⋯."""
-    b = np.asarray(biases[0], dtype=np.float64)
-    for W, bj in zip(factors[1:], biases[1:]):
-        b = b @ W + bj
-    return b
 
 
 def _flat(data: Dataset) -> bool:
