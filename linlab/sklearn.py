@@ -474,22 +474,14 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         return f"training diverged: {d.message} {how} {' '.join(d.advice)}"
 
     def _store(self, result, data, config, x_off, y_off, one_d, diagnosis=True):
-        from .diagnose import Diagnosis, diagnose
+        from .diagnose import diagnose
 
         self.factors_ = [np.asarray(W, dtype=np.float64) for W in result.factors]
         self._biases = result.biases
         self._x_offset, self._y_offset, self._one_d = x_off, y_off, one_d
         self.lr_, self.outcome_ = float(result.lr), result.outcome
         self._set_coef()
-        if not diagnosis:  # one epoch on one batch: no verdict to give
-            self.diagnosis_ = None
-        elif not _flat(data):
-            self.diagnosis_ = diagnose(result, data)
-        else:  # diagnose's bounds divide by λmax, which is 0 here
-            self.diagnosis_ = Diagnosis(
-                "converged_optimum", "X has no variation (after centring): every model predicts the "
-                "same values, so there is nothing for gradient descent to learn.",
-                {"outcome": result.outcome, "final_loss": result.final_loss})
+        self.diagnosis_ = diagnose(result, data) if diagnosis else None  # one epoch on one batch: no verdict
 
     def _set_coef(self):
         W = end_to_end(self.factors_)  # (d, k)
