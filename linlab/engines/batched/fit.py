@@ -18,7 +18,7 @@ from ..torch_engines import DTYPES, torch_device
 from . import plan
 from .epochs import run_stack
 from .kernels.fused import run_stack_fused
-from .records import record, truth
+from .records import records, truth
 from .state import padded_widths
 
 
@@ -67,10 +67,10 @@ def _initial(configs, factors) -> list[list[np.ndarray]]:
             else:
                 out.append(drawn.setdefault(key, draw_factors(*key)))
         return out
-    out = []
+    out, needs = [], {}  # the shapes each architecture needs
     for i, (c, fs) in enumerate(zip(configs, factors)):
         fs = [np.array(W, dtype=np.float64) for W in fs]  # a copy: the records keep them
-        shapes = list(zip(c.widths[:-1], c.widths[1:]))
+        shapes = needs.get(c.widths) or needs.setdefault(c.widths, list(zip(c.widths[:-1], c.widths[1:])))
         if [W.shape for W in fs] != shapes:
             raise ValueError(
                 f"factors[{i}] have shapes {[W.shape for W in fs]}; widths={c.widths} need {shapes}."
@@ -213,9 +213,9 @@ def _stacked_class(data, configs, starts, lrs, key, indices, source, data_path, 
         args = (source, group, [starts[i] for i in chunk], [lrs[i] for i in chunk], widths, dtype, device)
         done = run_stack_fused(*args) if plan.eligible(source, group) else None
         rules, finals, seconds = done if done is not None else run_stack(*args, data)
-        with np.errstate(all="ignore"):  # a run that diverged at its start may overflow its distance
-            for j, i in enumerate(chunk):
-                results[i] = record(data, group[j], key.device, rules, j, finals[j], seconds[j], starts[i], known)
+        done = records(data, group, key.device, rules, finals, seconds, [starts[i] for i in chunk], known)
+        for i, result in zip(chunk, done):
+            results[i] = result
 
 
 def _one_by_one(data, configs, starts, key, indices, results) -> None:

@@ -1,5 +1,5 @@
-"""Records: a finished run of a stack as the :class:`~linlab.results.RunResult` that
-:func:`linlab.engines.fit` would have returned."""
+"""Records: the finished runs of a stack as the :class:`~linlab.results.RunResult` objects that
+:func:`linlab.engines.fit` would have returned, built for the whole stack at once."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import operator
 import numpy as np
 
 from ...config import TrainConfig
-from ...models import end_to_end
 from ...results import RunResult
 
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -19,8 +18,16 @@ GET_FIELDS = operator.attrgetter(*FIELDS)
 
 def config_record(config: TrainConfig, device: str, data_name: str) -> dict:
     """``config.to_dict()`` with engine and device as run, built without dataclasses.asdict's
-    deep copies (a tenth of a millisecond a run, more than a sweep's epochs)."""
-    record = dict(zip(FIELDS, GET_FIELDS(config)))
+    deep copies (a tenth of a millisecond a run, more than a sweep's epochs).
+
+    Examples
+    --------
+    >>> config_record(TrainConfig(widths=(3, 1)), "cpu", "toy")["widths"]
+    [3, 1]
+    """
+    record = config.__dict__.copy()
+    if len(record) != len(FIELDS):  # attributes beyond the fields: the fields alone
+        record = dict(zip(FIELDS, GET_FIELDS(config)))
     record.update(widths=list(config.widths), betas=list(config.betas), engine="batched", device=device,
                   extra=copy.deepcopy(config.extra) if config.extra else {}, data=data_name)
     return record
@@ -34,24 +41,47 @@ def truth(data) -> tuple[np.ndarray, float] | None:
     return W_true, float(np.linalg.norm(W_true)) or 1.0
 
 
-def distance(known, factors) -> float | None:
-    # ‖W1⋯WL − W_true‖_F / ‖W_true‖_F, with the Frobenius norm as np.linalg.norm computes it
+def distances(known, factor_lists) -> list[float | None]:
+    """‖W1⋯WL − W_true‖_F / ‖W_true‖_F of every run (None each when `known`, the data's
+    :func:`truth`, is None): the products of runs of one shape as one stacked product.
+
+    Examples
+    --------
+    >>> runs = [[np.ones((2, 1)), np.ones((1, 1))], [np.zeros((2, 3)), np.zeros((3, 1))]]
+    >>> distances((np.ones((2, 1)), np.sqrt(2.0)), runs)
+    [0.0, 1.0]
+    """
+    out: list[float | None] = [None] * len(factor_lists)
     if known is None:
-        return None
-    x = (end_to_end(factors) - known[0]).ravel()
-    return float(np.sqrt(x.dot(x)) / known[1])
+        return out
+    by_shape: dict[tuple, list[int]] = {}
+    for i, factors in enumerate(factor_lists):
+        by_shape.setdefault(tuple(W.shape for W in factors), []).append(i)
+    for shapes, runs in by_shape.items():
+        P = np.stack([factor_lists[i][0] for i in runs])
+        for j in range(1, len(shapes)):
+            P = P @ np.stack([factor_lists[i][j] for i in runs])
+        D = (P - known[0]).reshape(len(runs), -1)
+        for i, value in zip(runs, (np.sqrt(np.einsum("ij,ij->i", D, D)) / known[1]).tolist()):
+            out[i] = value
+    return out
 
 
-def record(data, config, device, rules, j, final, seconds, start, known) -> RunResult:
-    """Run `j` of a stack whose histories and outcomes `rules` holds, as a RunResult
-    (`known`: :func:`truth` of the data)."""
-    n = int(rules.length[j])
-    factors, biases = final
-    distance_ = distance(known, factors)
-    return RunResult(
-        config=config_record(config, device, data.name), outcome=rules.outcome[j], message=rules.message[j],
-        history=rules.history[:n, j].copy(), epochs=n - 1, lr=float(rules.lrs[j]), factors=factors,
-        biases=biases, epochs_to_tol=rules.epochs_to_tol[j], seconds=float(seconds),
-        distance_to_true=distance_, initial_factors=list(start),  # float64 arrays of this call's own
-        extra={"lr_changes": rules.lr_changes[j]} if rules.lr_changes.get(j) else {},
-    )
+def records(data, configs, device, rules, finals, seconds, starts, known) -> list[RunResult]:
+    """The runs of a stack whose histories and outcomes `rules` holds, as RunResults in order
+    (`finals`: each run's (factors, biases); `starts`: its initial factors; `known`: :func:`truth`
+    of the data). Each history is a row of one array that the stack's records share."""
+    history = np.ascontiguousarray(rules.history.T)  # (runs, epochs + 1)
+    with np.errstate(all="ignore"):  # a run that diverged at its start may overflow its distance
+        distance = distances(known, [factors for factors, _ in finals])
+    lengths, lrs, name = rules.length.tolist(), rules.lrs.tolist(), data.name
+    return [
+        RunResult(
+            config=config_record(c, device, name), outcome=rules.outcome[j], message=rules.message[j],
+            history=history[j, :lengths[j]], epochs=lengths[j] - 1, lr=lrs[j], factors=finals[j][0],
+            biases=finals[j][1], epochs_to_tol=rules.epochs_to_tol[j], seconds=float(seconds[j]),
+            distance_to_true=distance[j], initial_factors=list(starts[j]),  # float64 arrays of this call's own
+            extra={"lr_changes": rules.lr_changes[j]} if rules.lr_changes.get(j) else {},
+        )
+        for j, c in enumerate(configs)
+    ]

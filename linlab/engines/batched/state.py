@@ -53,10 +53,15 @@ def stack_factors(factors_list, widths, dtype, device) -> list[torch.Tensor]:
     """
     B, out = len(factors_list), []
     for j in range(len(widths) - 1):
-        host = np.zeros((B, widths[j], widths[j + 1]))
-        for b, factors in enumerate(factors_list):
-            W = np.asarray(factors[j])
-            host[b, : W.shape[0], : W.shape[1]] = W
+        layer = [factors[j] for factors in factors_list]
+        shape = (widths[j], widths[j + 1])
+        if all(np.shape(W) == shape for W in layer):  # no run padded: one copy
+            host = np.stack(layer).astype(np.float64, copy=False)
+        else:
+            host = np.zeros((B, *shape))
+            for b, W in enumerate(layer):
+                W = np.asarray(W)
+                host[b, : W.shape[0], : W.shape[1]] = W
         out.append(torch.as_tensor(host, device=device).to(dtype))
     return out
 
@@ -123,7 +128,8 @@ def take_rows(t: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
 
 
 def unstack(tensors, rows, widths_list, biases: bool = False) -> list[list[np.ndarray]]:
-    """Per-run float64 NumPy copies of stack rows `rows`, cut back to each run's widths.
+    """Per-run float64 NumPy arrays of stack rows `rows`, cut back to each run's widths: views
+    of one copy of the rows per layer, which nothing else holds.
 
     Examples
     --------
@@ -132,13 +138,9 @@ def unstack(tensors, rows, widths_list, biases: bool = False) -> list[list[np.nd
     [(3, 2), (2, 1)]
     """
     host = [t[torch.as_tensor(rows, device=t.device)].detach().cpu().double().numpy() for t in tensors]
-    out = []
-    for i, widths in enumerate(widths_list):
-        if biases:
-            out.append([h[i, 0, : widths[j + 1]].copy() for j, h in enumerate(host)])
-        else:
-            out.append([h[i, : widths[j], : widths[j + 1]].copy() for j, h in enumerate(host)])
-    return out
+    if biases:
+        return [[h[i, 0, : w[j + 1]] for j, h in enumerate(host)] for i, w in enumerate(widths_list)]
+    return [[h[i, : w[j], : w[j + 1]] for j, h in enumerate(host)] for i, w in enumerate(widths_list)]
 
 
 def backward(hs, G, factors, with_bias: bool):

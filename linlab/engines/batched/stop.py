@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from ..stop_rules import (
@@ -14,6 +16,8 @@ from ..stop_rules import (
     max_epochs_message,
     stalled_message,
 )
+
+GET_RULES = operator.attrgetter("epochs", "tol", "stall_window", "stall_rtol", "diverge_factor")
 
 
 class StopRules:
@@ -30,10 +34,11 @@ class StopRules:
 
     def __init__(self, configs, lrs):
         self.configs, self.lrs = configs, np.asarray(lrs, dtype=np.float64)
-        B, T = len(configs), max(c.epochs for c in configs)
-        get = lambda name: np.array([getattr(c, name) for c in configs])  # noqa: E731
-        self.epochs, self.tol, self.window = get("epochs"), get("tol"), get("stall_window")
-        self.rtol, self.limit = get("stall_rtol"), get("diverge_factor").astype(np.float64)
+        B = len(configs)
+        columns = np.array([GET_RULES(c) for c in configs], dtype=np.float64).T  # exact: epochs < 2**53
+        self.epochs, self.window = columns[0].astype(np.int64), columns[2].astype(np.int64)
+        self.tol, self.rtol, self.limit = columns[1], columns[3], columns[4].copy()
+        T = int(self.epochs.max())
         self.ends, self.first_window = set(self.epochs.tolist()), int(self.window.min())
         # lr="auto" beyond depth 1: fit lowers the lr whenever the loss rises (theory.reestimate_lr)
         self.auto = np.array([c.lr == "auto" and c.depth > 1 and c.momentum == 0 for c in configs])

@@ -34,6 +34,7 @@ import time
 import numpy as np
 import torch
 
+from .... import optim
 from .. import plan
 from ..state import stack_factors, unstack
 from ..stop import StopRules
@@ -146,25 +147,48 @@ class Native(Factors):
         self.consts = [c.expand(d, k, 1).contiguous() for c in self.consts]  # √λ and sλ are (d, 1, 1)
         self.H = np.array([W.shape[0] for W in self.Ws] + [self.Ws[-1].shape[1]], dtype=np.int64)
 
-    def block(self, lrs: np.ndarray, pasts: np.ndarray, t0: int):
-        K, B = lrs.shape
-        losses, codes = np.empty((K, B)), np.empty((K, B), dtype=np.int8)  # written by the kernel
-        lrs = np.ascontiguousarray(lrs, dtype=np.float64 if self.dtype == torch.float64 else np.float32)
-        pasts = np.ascontiguousarray(pasts, dtype=np.float64)
+    def block(self, rules: StopRules, schedule: Schedule, t0: int, K: int) -> tuple[np.ndarray, np.ndarray]:
+        """Epochs t0 .. t0 + K − 1 of every row (row i is run i: this stack is never compacted),
+        each run's losses written straight into ``rules.history`` (and its best loss into
+        ``rules.best`` where a run can stall); returns each run's stop epoch and code
+        (``OUTCOMES``; 0 for a run still going)."""
+        B, T = len(self.runs), rules.history.shape[0] - 1
+        stop_t, codes = np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int8)  # written by the kernel
+        scale = np.array([[optim.lr_at(rep, t0 + j, 1.0) for rep in schedule.reps] for j in range(K)])
+        which, window = (np.ascontiguousarray(a, dtype=np.int64) for a in (schedule.which, rules.window))
+        base = np.ascontiguousarray(schedule.base, dtype=np.float64)
+        stalls = bool((rules.window <= T).any())  # else the best loss of every epoch is never read
         Ws, prev, bufs = (native.pointers(ts) for ts in (self.Ws, self.prev, self.bufs))  # kept until it returns
         s, rows = self.scalars, self.rows
-        ptr = {name: rows[name].data_ptr() for name in ("alive", "limit", "best", "factor", "tol", "rtol",
-                                                         "epochs")}
         block = self.struct(
             L=len(self.Ws), H=self.H.ctypes.data, B=B, K=K, t0=t0, W=ctypes.addressof(Ws),
             prev=ctypes.addressof(prev), buf=ctypes.addressof(bufs),
             **dict(zip(("P", "root", "slam", "sr", "r"), (c.data_ptr() for c in self.consts))),
             floor_=float(s["floor"]), divisor=float(s["divisor"]), mu=float(s["mu"]), wd=float(s["wd"]),
-            lrs=lrs.ctypes.data, pasts=pasts.ctypes.data, losses=losses.ctypes.data, codes=codes.ctypes.data,
-            **ptr, **self.flags,
+            base=base.ctypes.data, scale=scale.ctypes.data, which=which.ctypes.data, S=scale.shape[1],
+            constant=schedule.constant, window=window.ctypes.data, stride=rules.history.shape[1],
+            history=rules.history.ctypes.data, best_hist=rules.best.ctypes.data if stalls else None,
+            stop_t=stop_t.ctypes.data, codes=codes.ctypes.data,
+            **{name: rows[name].data_ptr() for name in ("alive", "limit", "best", "factor", "tol", "rtol",
+                                                         "epochs")},
+            **self.flags,
         )
         native.run(self.fn, block, B)
-        return losses, codes
+        return stop_t, codes
+
+
+def _run_native(runs: Native, rules: StopRules, schedule: Schedule, configs):
+    """A stack's whole training in one call of the C kernel (its lane blocks stop when their runs
+    do); returns (finals, seconds), each run's seconds its share of the call by epochs run."""
+    tick = time.perf_counter()
+    stop_t, codes = runs.block(rules, schedule, 0, int(rules.epochs.max()) + 1)
+    cols = np.arange(len(codes))
+    losses = rules.history[stop_t, cols].tolist()
+    for i, t, code, value in zip(cols.tolist(), stop_t.tolist(), codes.tolist(), losses):
+        rules.stop(i, t, OUTCOMES[code], value)
+    finals = runs.finals(cols, configs)
+    spent = stop_t + 1.0
+    return finals, (time.perf_counter() - tick) * spent / spent.sum()
 
 
 def _pasts(rules: StopRules, runs: np.ndarray, t0: int, K: int) -> np.ndarray:
@@ -204,11 +228,11 @@ def run_stack_fused(path, configs, factors, lrs, widths, dtype, device):
     says why; the caller runs the stack per epoch instead).
     """
     kind = plan.fused_kernel(path, configs, widths)
+    rules, schedule = StopRules(configs, lrs), Schedule(configs, lrs)
     if kind == "c":
         runs = Native(path, configs, factors, widths, dtype, device, plan.native_kernel(path, len(widths) - 1))
-    else:
-        runs = (Gram if kind == "gram" else Factors)(path, configs, factors, widths, dtype, device)
-    rules, schedule = StopRules(configs, lrs), Schedule(configs, lrs)
+        return rules, *_run_native(runs, rules, schedule, configs)
+    runs = (Gram if kind == "gram" else Factors)(path, configs, factors, widths, dtype, device)
     B = len(configs)
     finals, seconds = [None] * B, np.zeros(B)
     t0, K = 0, plan.UNROLL

@@ -53,10 +53,11 @@ def _fields(real) -> list:
     return [
         ("L", i64), ("H", ptr), ("B", i64), ("W", ptr), ("prev", ptr), ("buf", ptr),
         ("P", ptr), ("root", ptr), ("slam", ptr), ("sr", ptr), ("r", ptr),
-        ("floor_", real), ("divisor", real), ("mu", real), ("wd", real),
-        ("K", i64), ("lrs", ptr), ("alive", ptr), ("limit", ptr), ("best", ptr), ("pasts", ptr),
-        ("factor", ptr), ("tol", ptr), ("rtol", ptr), ("epochs", ptr), ("t0", i64),
-        ("momentum", i64), ("nesterov", i64), ("decay", i64), ("losses", ptr), ("codes", ptr),
+        ("floor_", real), ("divisor", real), ("mu", real), ("wd", real), ("K", i64), ("t0", i64),
+        ("base", ptr), ("scale", ptr), ("which", ptr), ("S", i64), ("constant", i64),
+        ("alive", ptr), ("limit", ptr), ("best", ptr), ("factor", ptr), ("tol", ptr), ("rtol", ptr),
+        ("epochs", ptr), ("window", ptr), ("stride", i64), ("history", ptr), ("best_hist", ptr),
+        ("stop_t", ptr), ("codes", ptr), ("momentum", i64), ("nesterov", i64), ("decay", i64), ("next", i64),
     ]
 
 
@@ -199,14 +200,15 @@ def _pool(threads: int, pid: int) -> ThreadPoolExecutor:
 
 
 def run(fn, block, B: int, threads: int | None = None) -> None:
-    """Run ``fn`` on all lane blocks of `block`'s B runs, split over ``threads`` (default
-    ``torch.get_num_threads()``); ctypes releases the GIL, so the threads run in parallel."""
+    """Run ``fn`` on all lane blocks of `block`'s B runs on ``threads`` threads (default
+    ``torch.get_num_threads()``), which take the blocks in turn; ctypes releases the GIL, so the
+    threads run in parallel."""
     blocks = -(-B // LANES)
-    threads = max(1, min(threads or torch.get_num_threads(), blocks // 4))
-    edges = [blocks * i // threads for i in range(threads + 1)]
+    threads = max(1, min(threads or torch.get_num_threads(), blocks))
+    block.next = 0
     ref = ctypes.byref(block)
     pool = _pool(threads - 1, os.getpid()) if threads > 1 else None
-    others = [pool.submit(fn, ref, edges[i], edges[i + 1]) for i in range(1, threads)] if pool else []
-    status = [fn(ref, edges[0], edges[1])] + [f.result() for f in others]  # this thread takes a share too
+    others = [pool.submit(fn, ref, 0, blocks) for _ in range(1, threads)] if pool else []
+    status = [fn(ref, 0, blocks)] + [f.result() for f in others]  # this thread takes its share too
     if any(status):
         raise MemoryError("the C kernel could not allocate its scratch memory.")

@@ -4,11 +4,18 @@
  * W_j of shape (H_{j-1}, H_j, B) with the run index last, the first layer in the eigenbasis of
  * A = XᵀX, plain SGD with optional momentum, Nesterov and weight decay, and fit's stop rules
  * per run and per epoch. Runs go LANES at a time: a lane block's factors are copied into
- * small contiguous buffers of vectors (one vector holds one entry of LANES runs), which stay
- * in the L1/L2 cache for all K epochs of the call (32 lanes: a product's accumulator is four
- * independent vector chains, not one latency-bound one); every product of the runs' tiny matrices is
- * then a few vector operations per entry, and the results are copied back. One call does
- * the lane blocks [b0, b1); the caller runs disjoint ranges on several threads.
+ * small contiguous buffers of lane vectors (one holds one entry of LANES runs, as NV vectors
+ * of the CPU's width), which stay in the L1/L2 cache for all K epochs of the call (32 lanes:
+ * a product's accumulator is several independent vector chains, not one latency-bound one);
+ * every product of the runs' tiny matrices is then a few vector operations per entry, and the
+ * results are copied back. (Vectors wider than the CPU's, written as one vector type, are
+ * lowered by the compiler through memory, several times slower.) A lane block whose runs have all
+ * stopped stops there. Lane blocks are taken in turn from a shared counter, so threads that
+ * call sgd_block on the same Block share the work however long each block runs.
+ *
+ * Each epoch's loss goes straight into the caller's history (T + 1, stride) at row t0 + t, and
+ * the running best loss into best_hist when the stall rule can fire; a run's stop is
+ * reported once, as its epoch and code.
  *
  * real is double, or float with -DSINGLE (one library each); losses and the stop rules are
  * in double. Built without -ffast-math, so NaN and inf behave as in torch.
@@ -31,8 +38,25 @@ typedef int64_t mask_t;
 #endif
 #define LANES 32
 #define MAX_DEPTH 64
-typedef real vec __attribute__((vector_size(LANES * sizeof(real)))); /* one entry of LANES runs */
-typedef mask_t ivec __attribute__((vector_size(LANES * sizeof(real))));
+#if defined(__AVX512F__)
+#define VBYTES 64
+#elif defined(__AVX__)
+#define VBYTES 32
+#else
+#define VBYTES 16
+#endif
+#define NV (LANES * (int)sizeof(real) / VBYTES) /* CPU vectors per lane vector */
+#define EACH for (int u = 0; u < NV; u++)
+typedef real hv __attribute__((vector_size(VBYTES)));   /* one CPU vector */
+typedef mask_t hm __attribute__((vector_size(VBYTES))); /* its mask: -1 (all bits) or 0 per entry */
+typedef union {
+    hv v[NV];
+    real x[LANES];
+} vec; /* one entry of LANES runs */
+typedef union {
+    hm v[NV];
+    mask_t x[LANES];
+} mask;
 
 typedef struct {
     int64_t L;             /* depth */
@@ -41,23 +65,26 @@ typedef struct {
     real **W, **prev, **buf; /* per layer, (H_{j-1}, H_j, B); buf only with momentum */
     const real *P, *root, *slam, *sr, *r; /* (d, k): P0, sqrt(lambda), s*lambda, s*r, r */
     real floor_, divisor, mu, wd;
-    int64_t K;             /* epochs in this call */
-    const real *lrs;       /* (K, B) */
+    int64_t K, t0;         /* epochs t0 .. t0 + K - 1 in this call */
+    const double *base;    /* (B,) each run's learning rate; at epoch t0 + t it is */
+    const double *scale;   /* base * scale[t * S + which[run]] ((K, S): one column per schedule) */
+    const int64_t *which;  /* (B,) */
+    int64_t S, constant;   /* constant: every scale is 1 (no schedule), scale unread */
     uint8_t *alive;        /* (B,) */
     double *limit, *best;  /* (B,) */
-    const double *pasts;   /* (K, B): best loss stall_window epochs back, NaN before */
-    const double *factor, *tol, *rtol; /* (B,) */
-    const int64_t *epochs; /* (B,) */
-    int64_t t0;
+    const double *factor, *tol, *rtol; /* (B,) diverge_factor, tol, stall_rtol */
+    const int64_t *epochs, *window; /* (B,) epoch limit and stall_window */
+    int64_t stride;        /* row length of history and best_hist (runs are columns 0 .. B - 1) */
+    double *history;       /* (T + 1, stride) out: the loss of every epoch (past a run's stop: unread) */
+    double *best_hist;     /* (T + 1, stride) in/out: the best loss so far (NULL: no run can stall) */
+    int64_t *stop_t;       /* (B,) out: the epoch at which the run stopped */
+    int8_t *codes;         /* (B,) out: 1 diverged, 2 converged, 3 max_epochs, 4 stalled (0: going on) */
     int64_t momentum, nesterov, decay;
-    double *losses;        /* (K, B) out */
-    int8_t *codes;         /* (K, B) out: 0 going on, 1 diverged, 2 converged, 3 max_epochs, 4 stalled */
+    int64_t next;          /* the next lane block to take (set to 0 by the caller) */
 } Block;
 
-static inline vec splat(real x) { return (vec){0} + x; }
-
 /* a where m is set, else b */
-static inline vec select(ivec m, vec a, vec b) { return (vec)(((ivec)a & m) | ((ivec)b & ~m)); }
+static inline hv select(hm m, hv a, hv b) { return (hv)(((hm)a & m) | ((hm)b & ~m)); }
 
 /* out (rows, cols) = X (rows, n) @ Y (n, cols) per lane, X and Y given by their strides in
  * entries (rx, nx) and (ny, cy): so one loop serves X Y, Xᵀ Y and X Yᵀ */
@@ -65,9 +92,13 @@ static void product(vec *restrict out, const vec *restrict X, int64_t rx, int64_
                     int64_t ny, int64_t cy, int64_t rows, int64_t n, int64_t cols) {
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < cols; j++) {
-            vec acc = {0};
-            for (int64_t q = 0; q < n; q++) acc += X[i * rx + q * nx] * Y[q * ny + j * cy];
-            out[i * cols + j] = acc;
+            hv acc[NV];
+            EACH acc[u] = (hv){0};
+            for (int64_t q = 0; q < n; q++) {
+                const vec *x = &X[i * rx + q * nx], *y = &Y[q * ny + j * cy];
+                EACH acc[u] += x->v[u] * y->v[u];
+            }
+            EACH out[i * cols + j].v[u] = acc[u];
         }
 }
 
@@ -90,115 +121,171 @@ static void mt(vec *out, const vec *X, const vec *Y, int64_t m, int64_t a, int64
  * g += wd W; with momentum b = mu b + g and g = b (Nesterov: g + mu b); then W - lr g where the
  * run goes on, the previous W where it diverged, W where it stopped. */
 static void step(const Block *s, vec *restrict w, vec *restrict p, vec *restrict b, const vec *restrict g,
-                 int64_t n, ivec go, ivec dv, vec lr) {
-    const vec mu = splat(s->mu), wd = splat(s->wd);
-    for (int64_t e = 0; e < n; e++) {
-        vec W = w[e], gl = g[e];
-        if (s->decay) gl = gl + wd * W;
-        if (s->momentum) {
-            b[e] = select(go, mu * b[e] + gl, b[e]);
-            gl = s->nesterov ? gl + mu * b[e] : b[e];
+                 int64_t n, const mask *go, const mask *dv, const vec *lr) {
+    const hv mu = (hv){0} + s->mu, wd = (hv){0} + s->wd;
+    for (int64_t e = 0; e < n; e++)
+        EACH {
+            hv W = w[e].v[u], gl = g[e].v[u];
+            if (s->decay) gl = gl + wd * W;
+            if (s->momentum) {
+                b[e].v[u] = select(go->v[u], mu * b[e].v[u] + gl, b[e].v[u]);
+                gl = s->nesterov ? gl + mu * b[e].v[u] : b[e].v[u];
+            }
+            w[e].v[u] = select(go->v[u], W - lr->v[u] * gl, select(dv->v[u], p[e].v[u], W));
+            p[e].v[u] = W;
         }
-        w[e] = select(go, W - lr * gl, select(dv, p[e], W));
-        p[e] = W;
+}
+
+/* The stop rule state of a lane block's runs, one lane each (lanes past the stack's end are
+ * never alive); flags are 0 or 1, all in 64 bits so that the rules vectorise. */
+typedef struct {
+    int64_t alive[LANES], epochs[LANES], window[LANES];
+    double limit[LANES], best[LANES], factor[LANES], tol[LANES], rtol[LANES], base[LANES];
+    int64_t window_min; /* the smallest stall_window of the block's runs */
+    int64_t live;       /* how many are alive */
+} Lanes;
+
+static void lanes_in(const Block *s, Lanes *z, int64_t b, int64_t m) {
+    z->window_min = INT64_MAX, z->live = 0;
+    for (int64_t l = 0; l < LANES; l++) {
+        int64_t run = b + (l < m ? l : 0);
+        z->alive[l] = l < m && s->alive[run];
+        z->live += z->alive[l];
+        z->limit[l] = s->limit[run], z->best[l] = s->best[run], z->factor[l] = s->factor[run];
+        z->tol[l] = s->tol[run], z->rtol[l] = s->rtol[run], z->base[l] = s->base[run];
+        z->epochs[l] = s->epochs[run], z->window[l] = l < m ? s->window[run] : INT64_MAX;
+        if (z->window[l] < z->window_min) z->window_min = z->window[l];
     }
 }
 
-/* fused.py's _judge for epoch t of one run: its stop code, 0 while it goes on */
-static int judge(const Block *s, int64_t run, int64_t t, double loss, double past) {
-    int alive = s->alive[run], first = t == 0;
-    int diverged = alive && (first ? !isfinite(loss) : !(loss <= s->limit[run]));
-    if (first) {
-        double x = diverged ? 0.0 : loss;
-        s->limit[run] = s->factor[run] * (x < 1e-300 ? 1e-300 : x);
+static void lanes_out(const Block *s, const Lanes *z, int64_t b, int64_t m) {
+    for (int64_t l = 0; l < m; l++) {
+        s->alive[b + l] = (uint8_t)z->alive[l];
+        s->limit[b + l] = z->limit[l], s->best[b + l] = z->best[l];
     }
-    int fine = alive && !diverged;
-    if (fine) s->best[run] = first ? loss : fmin(s->best[run], loss);
-    double best = s->best[run];
-    int end = fine && s->epochs[run] == t;
-    int converged = fine && !end && loss <= s->tol[run];
-    int stalled = fine && !end && !converged && (past - best <= s->rtol[run] * past);
-    s->alive[run] = fine && !end && !converged && !stalled;
-    return diverged * 1 + converged * 2 + end * 3 + stalled * 4;
+}
+
+/* rows.py's judge for epoch t of a lane block's runs (their losses in `loss`): updates their
+ * state, reports the runs that stop, and sets go (the runs that go on) and dv (diverged).
+ * Branch-free over the lanes, so that it runs as vector operations. */
+static void judge(const Block *s, Lanes *z, int64_t b, int64_t t, const double *loss, mask *go, mask *dv) {
+    double past[LANES]; /* the best loss stall_window epochs back; NaN before it exists (never stalls) */
+    for (int64_t l = 0; l < LANES; l++) past[l] = NAN;
+    if (s->best_hist && t >= z->window_min)
+        for (int64_t l = 0; l < LANES; l++)
+            if (z->alive[l] && t >= z->window[l]) past[l] = s->best_hist[(t - z->window[l]) * s->stride + b + l];
+    const int64_t first = t == 0;
+    int64_t code[LANES], stops = 0;
+    for (int64_t l = 0; l < LANES; l++) {
+        const double x = loss[l];
+        const int64_t alive = z->alive[l];
+        const int64_t diverged = alive & (first ? !(x - x == 0.0) : !(x <= z->limit[l]));
+        const double y = diverged ? 0.0 : x;
+        z->limit[l] = first ? z->factor[l] * (y < 1e-300 ? 1e-300 : y) : z->limit[l];
+        const int64_t fine = alive & !diverged;
+        const double best = first || x < z->best[l] ? x : z->best[l];
+        z->best[l] = fine ? best : z->best[l];
+        const int64_t end = fine & (z->epochs[l] == t);
+        const int64_t converged = fine & !end & (x <= z->tol[l]);
+        const int64_t stalled = fine & !end & !converged & (past[l] - z->best[l] <= z->rtol[l] * past[l]);
+        const int64_t on = fine & !end & !converged & !stalled;
+        code[l] = alive & !on ? 1 * diverged + 2 * converged + 3 * end + 4 * stalled : 0;
+        stops |= code[l];
+        z->alive[l] = on;
+        go->x[l] = -(mask_t)on;
+        dv->x[l] = -(mask_t)diverged;
+    }
+    z->live = 0;
+    for (int64_t l = 0; l < LANES; l++) z->live += z->alive[l];
+    if (stops)
+        for (int64_t l = 0; l < LANES; l++)
+            if (code[l]) s->stop_t[b + l] = t, s->codes[b + l] = (int8_t)code[l];
 }
 
 /* n entries of runs b .. b + m - 1 between the stack (run index last) and a lane buffer */
 static void copy_in(vec *restrict out, const real *restrict src, int64_t n, int64_t B, int64_t b, int64_t m) {
     for (int64_t e = 0; e < n; e++) {
-        vec v = {0};
-        for (int64_t l = 0; l < m; l++) v[l] = src[e * B + b + l];
-        out[e] = v;
+        for (int64_t l = 0; l < m; l++) out[e].x[l] = src[e * B + b + l];
+        for (int64_t l = m; l < LANES; l++) out[e].x[l] = 0;
     }
 }
 
 static void copy_out(real *restrict dst, const vec *restrict in, int64_t n, int64_t B, int64_t b, int64_t m) {
     for (int64_t e = 0; e < n; e++)
-        for (int64_t l = 0; l < m; l++) dst[e * B + b + l] = in[e][l];
+        for (int64_t l = 0; l < m; l++) dst[e * B + b + l] = in[e].x[l];
 }
 
-/* one epoch's loss terms: ||sqrt(lambda) D||^2 + 2<r, D> per lane, and G = s lambda D + s r,
+/* one epoch's loss per lane, (||sqrt(lambda) D||^2 + 2<r, D> + L*) / divisor, and G = s lambda D + s r,
  * for D = Q - P0 (n = d k entries) */
-static vec terms(const Block *s, const vec *restrict Q, vec *restrict G, int64_t n) {
-    vec sq = {0}, lin = {0};
-    for (int64_t e = 0; e < n; e++) {
-        vec D = Q[e] - s->P[e], x = s->root[e] * D;
-        sq += x * x;
-        lin += s->r[e] * D;
-        G[e] = s->slam[e] * D + s->sr[e];
-    }
-    return sq + (real)2.0 * lin;
+static void terms(const Block *s, const vec *restrict Q, vec *restrict G, int64_t n, double *loss) {
+    hv sq[NV], lin[NV];
+    EACH sq[u] = lin[u] = (hv){0};
+    for (int64_t e = 0; e < n; e++)
+        EACH {
+            hv D = Q[e].v[u] - s->P[e], x = s->root[e] * D;
+            sq[u] += x * x;
+            lin[u] += s->r[e] * D;
+            G[e].v[u] = s->slam[e] * D + s->sr[e];
+        }
+    vec out;
+    EACH out.v[u] = (sq[u] + (real)2.0 * lin[u] + s->floor_) / s->divisor;
+    for (int l = 0; l < LANES; l++) loss[l] = (double)out.x[l];
 }
 
-/* K epochs of the runs b .. b + m - 1 (m <= LANES); w, p, bf, Q per layer and G, G2, grad are
- * scratch buffers */
+/* K epochs of the runs b .. b + m - 1 (m <= LANES), or fewer once all have stopped; w, p, bf, Q
+ * per layer and G, G2, grad are scratch buffers */
 static void lane_block(const Block *s, int64_t b, int64_t m, vec **w, vec **p, vec **bf, vec **Q, vec *G,
                        vec *G2, vec *grad) {
     const int64_t L = s->L, *H = s->H, d = H[0], k = H[L], B = s->B;
+    Lanes z;
+    lanes_in(s, &z, b, m);
+    if (!z.live) return;
     for (int64_t j = 0; j < L; j++) {
         copy_in(w[j], s->W[j], H[j] * H[j + 1], B, b, m);
         copy_in(p[j], s->prev[j], H[j] * H[j + 1], B, b, m);
         if (s->momentum) copy_in(bf[j], s->buf[j], H[j] * H[j + 1], B, b, m);
     }
-    for (int64_t t = 0; t < s->K; t++) {
+    vec lr; /* without a schedule, the same every epoch */
+    for (int64_t l = 0; l < LANES; l++) lr.x[l] = (real)z.base[l];
+    for (int64_t t = 0; t < s->K && z.live; t++) {
+        const int64_t at = s->t0 + t;
         const vec *q = w[0]; /* forward: Q_1 = W_1, Q_j = Q_{j-1} W_j */
         for (int64_t j = 1; j < L; j++) {
             mm(Q[j], q, w[j], d, H[j], H[j + 1]);
             q = Q[j];
         }
-        vec loss = (terms(s, q, G, d * k) + s->floor_) / s->divisor;
-        ivec go = {0}, dv = {0};
-        vec lr = {0};
-        for (int64_t l = 0; l < m; l++) {
-            int64_t run = b + l, at = t * B + run;
-            int code = judge(s, run, s->t0 + t, (double)loss[l], s->pasts[at]);
-            s->losses[at] = (double)loss[l];
-            s->codes[at] = (int8_t)code;
-            go[l] = s->alive[run] ? -1 : 0;
-            dv[l] = code == 1 ? -1 : 0;
-            lr[l] = s->lrs[at];
-        }
+        double loss[LANES];
+        terms(s, q, G, d * k, loss);
+        memcpy(s->history + at * s->stride + b, loss, (size_t)m * sizeof(double));
+        mask go, dv;
+        judge(s, &z, b, at, loss, &go, &dv);
+        if (s->best_hist) memcpy(s->best_hist + at * s->stride + b, z.best, (size_t)m * sizeof(double));
+        if (!s->constant)
+            for (int64_t l = 0; l < m; l++) lr.x[l] = (real)(z.base[l] * s->scale[t * s->S + s->which[b + l]]);
         /* backward and step, last layer first: grad_j = Q_{j-1}ᵀ G_j, G_{j-1} = G_j W_jᵀ */
         vec *g = G, *g2 = G2;
         for (int64_t j = L - 1; j >= 1; j--) {
             tm(grad, j == 1 ? w[0] : Q[j - 1], g, d, H[j], H[j + 1]);
             mt(g2, g, w[j], d, H[j], H[j + 1]);
-            step(s, w[j], p[j], bf[j], grad, H[j] * H[j + 1], go, dv, lr);
+            step(s, w[j], p[j], bf[j], grad, H[j] * H[j + 1], &go, &dv, &lr);
             vec *x = g;
             g = g2;
             g2 = x;
         }
-        step(s, w[0], p[0], bf[0], g, H[0] * H[1], go, dv, lr);
+        step(s, w[0], p[0], bf[0], g, H[0] * H[1], &go, &dv, &lr);
     }
     for (int64_t j = 0; j < L; j++) {
         copy_out(s->W[j], w[j], H[j] * H[j + 1], B, b, m);
         copy_out(s->prev[j], p[j], H[j] * H[j + 1], B, b, m);
         if (s->momentum) copy_out(s->buf[j], bf[j], H[j] * H[j + 1], B, b, m);
     }
+    lanes_out(s, &z, b, m);
 }
 
-/* Runs the lane blocks [b0, b1) (block i holds runs LANES i ...). Returns 0, or -1 when out of
+/* Runs lane blocks b0 + i for i taken in turn from s->next until b0 + i reaches b1 (block i holds
+ * runs LANES i ...); several threads may run it on one Block. Returns 0, or -1 when out of
  * memory or deeper than MAX_DEPTH. */
-int sgd_block(const Block *s, int64_t b0, int64_t b1) {
+int sgd_block(Block *s, int64_t b0, int64_t b1) {
 #if defined(__SSE__)
     unsigned int csr = _mm_getcsr();
     _mm_setcsr(csr | 0x8040); /* flush denormals (FTZ | DAZ), as torch.set_flush_denormal(True) */
@@ -219,7 +306,7 @@ int sgd_block(const Block *s, int64_t b0, int64_t b1) {
             at += 3 * n + d * wide;
         }
         vec *G = at, *G2 = G + d * wide, *grad = G2 + d * wide;
-        for (int64_t i = b0; i < b1; i++) {
+        for (int64_t i; (i = b0 + __atomic_fetch_add(&s->next, 1, __ATOMIC_RELAXED)) < b1;) {
             int64_t b = i * LANES, m = s->B - b < LANES ? s->B - b : LANES;
             lane_block(s, b, m, w, p, bf, Q, G, G2, grad);
         }
