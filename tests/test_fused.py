@@ -102,20 +102,31 @@ def test_the_shipped_unroll_on_a_seed_style_sweep(monkeypatch, kernel):
     same_runs(fit_batched(data, configs, compile=False), on, rows=1000)
 
 
-def test_what_cannot_run_fused_runs_per_epoch(monkeypatch):
+@pytest.mark.parametrize("kernel", ["c", "inductor"])
+def test_what_cannot_run_fused_runs_per_epoch(monkeypatch, kernel):
+    # the C kernel runs any SGD stack; TorchInductor's graphs need MIN_ROWS runs and stall
+    # windows of UNROLL epochs
+    from linlab.engines.batched.kernels import native
+
+    if kernel == "c" and native.compiler() is None:
+        pytest.skip("needs a C compiler")
+    if kernel == "inductor":
+        monkeypatch.setattr(plan, "native_kernel", lambda path, depth=2: None)
     data = seed_dataset()
-
-    def never(*args):
-        raise AssertionError("ran fused")
-
-    monkeypatch.setattr("linlab.engines.batched.fit.run_stack_fused", never)
+    calls = []
+    original = fused.run_stack_fused
+    monkeypatch.setattr("linlab.engines.batched.fit.run_stack_fused", lambda *a: calls.append(1) or original(*a))
     adam = [TrainConfig(widths=(10, 3, 2), optimizer="adam", lr=1e-2, epochs=5, seed=i) for i in range(40)]
     short = [TrainConfig(widths=(10, 3, 2), lr=1e-6, epochs=5, seed=i, stall_window=1) for i in range(40)]
     auto = [TrainConfig(widths=(10, 3, 2), lr="auto", epochs=5, seed=i) for i in range(40)]
     few = [TrainConfig(widths=(10, 3, 2), lr=1e-6, epochs=5, seed=i) for i in range(compiled.MIN_ROWS - 1)]
     monkeypatch.setattr(compiled, "compiled_stats_epoch", lambda: compiled.stats_epoch)  # no compiling here
-    for configs in (adam, short, auto, few):
-        assert len(fit_batched(data, configs, compile=True)) == len(configs)
+    fused_in_c = {"short", "few"} if kernel == "c" else set()
+    for name, configs in {"adam": adam, "short": short, "auto": auto, "few": few}.items():
+        expected = fit_batched(data, configs, compile=False)
+        calls.clear()
+        same_runs(expected, fit_batched(data, configs, compile=True), rows=1000)
+        assert bool(calls) == (name in fused_in_c), name
 
 
 def test_a_failed_fused_compile_falls_back_with_a_warning(monkeypatch):

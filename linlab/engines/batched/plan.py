@@ -214,17 +214,19 @@ def compile_plan(compile, device, run_epochs: int) -> str | None:
 
 
 def eligible(path, configs) -> bool:
-    """Whether a stack can run fused: a compiling statistics path (in the C kernel of
-    :mod:`.kernels.native` on the CPU, else TorchInductor where the plan allows it), SGD (any
-    momentum), no lr="auto" beyond depth 1 (its lr changes with the losses), stall windows
-    of at least ``UNROLL`` epochs, and at least ``inductor.MIN_ROWS`` runs."""
+    """Whether a stack can run fused: a compiling statistics path, SGD (any momentum), and no
+    lr="auto" beyond depth 1 (its lr changes with the losses). On the CPU the C kernel of
+    :mod:`.kernels.native` runs any such stack; TorchInductor, where the plan allows it, only
+    stacks of at least ``inductor.MIN_ROWS`` runs whose stall windows span at least ``UNROLL``
+    epochs (the host's history gives the best loss a window back)."""
     compiled = getattr(path, "compiled", None)
-    return (
-        compiled is not None and not compiled.failed and len(configs) >= inductor.MIN_ROWS
-        and configs[0].optimizer == "sgd" and min(c.stall_window for c in configs) >= UNROLL
-        and not any(c.lr == "auto" and c.depth > 1 for c in configs)
-        and (compiled.inductor or native_kernel(path, configs[0].depth) is not None)
-    )
+    if (compiled is None or compiled.failed or configs[0].optimizer != "sgd"
+            or any(c.lr == "auto" and c.depth > 1 for c in configs)):
+        return False
+    if native_kernel(path, configs[0].depth) is not None:
+        return True
+    windows = min(c.stall_window for c in configs)
+    return compiled.inductor and len(configs) >= inductor.MIN_ROWS and windows >= UNROLL
 
 
 def native_kernel(path, depth: int = 2):

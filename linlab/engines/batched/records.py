@@ -58,9 +58,9 @@ def distances(known, factor_lists) -> list[float | None]:
     for i, factors in enumerate(factor_lists):
         by_shape.setdefault(tuple(W.shape for W in factors), []).append(i)
     for shapes, runs in by_shape.items():
-        P = np.stack([factor_lists[i][0] for i in runs])
+        P = np.array([factor_lists[i][0] for i in runs])
         for j in range(1, len(shapes)):
-            P = P @ np.stack([factor_lists[i][j] for i in runs])
+            P = P @ np.array([factor_lists[i][j] for i in runs])
         D = (P - known[0]).reshape(len(runs), -1)
         for i, value in zip(runs, (np.sqrt(np.einsum("ij,ij->i", D, D)) / known[1]).tolist()):
             out[i] = value
@@ -70,15 +70,14 @@ def distances(known, factor_lists) -> list[float | None]:
 def records(data, configs, device, rules, finals, seconds, starts, known) -> list[RunResult]:
     """The runs of a stack whose histories and outcomes `rules` holds, as RunResults in order
     (`finals`: each run's (factors, biases); `starts`: its initial factors; `known`: :func:`truth`
-    of the data). Each history is a row of one array that the stack's records share."""
-    history = np.ascontiguousarray(rules.history.T)  # (runs, epochs + 1)
+    of the data). Each history is a view of a column of ``rules.history``."""
     with np.errstate(all="ignore"):  # a run that diverged at its start may overflow its distance
         distance = distances(known, [factors for factors, _ in finals])
     lengths, lrs, name = rules.length.tolist(), rules.lrs.tolist(), data.name
     return [
         RunResult(
             config=config_record(c, device, name), outcome=rules.outcome[j], message=rules.message[j],
-            history=history[j, :lengths[j]], epochs=lengths[j] - 1, lr=lrs[j], factors=finals[j][0],
+            history=rules.history[:lengths[j], j], epochs=lengths[j] - 1, lr=lrs[j], factors=finals[j][0],
             biases=finals[j][1], epochs_to_tol=rules.epochs_to_tol[j], seconds=float(seconds[j]),
             distance_to_true=distance[j], initial_factors=list(starts[j]),  # float64 arrays of this call's own
             extra={"lr_changes": rules.lr_changes[j]} if rules.lr_changes.get(j) else {},

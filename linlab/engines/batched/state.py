@@ -55,8 +55,8 @@ def stack_factors(factors_list, widths, dtype, device) -> list[torch.Tensor]:
     for j in range(len(widths) - 1):
         layer = [factors[j] for factors in factors_list]
         shape = (widths[j], widths[j + 1])
-        if all(np.shape(W) == shape for W in layer):  # no run padded: one copy
-            host = np.stack(layer).astype(np.float64, copy=False)
+        if all(getattr(W, "shape", None) == shape for W in layer):  # no run padded: one copy
+            host = np.array(layer, dtype=np.float64)
         else:
             host = np.zeros((B, *shape))
             for b, W in enumerate(layer):
@@ -138,6 +138,9 @@ def unstack(tensors, rows, widths_list, biases: bool = False) -> list[list[np.nd
     [(3, 2), (2, 1)]
     """
     host = [t[torch.as_tensor(rows, device=t.device)].detach().cpu().double().numpy() for t in tensors]
+    padded = tuple(t.shape[1] for t in tensors) + (tensors[-1].shape[2],)
+    if not biases and all(tuple(w) == padded for w in widths_list):  # whole rows: views as NumPy iterates
+        return [list(run) for run in zip(*host)]
     if biases:
         return [[h[i, 0, : w[j + 1]] for j, h in enumerate(host)] for i, w in enumerate(widths_list)]
     return [[h[i, : w[j], : w[j + 1]] for j, h in enumerate(host)] for i, w in enumerate(widths_list)]

@@ -114,10 +114,11 @@ class Factors(Rows):
     def __init__(self, path, configs, factors, widths, dtype, device):
         super().__init__(path, configs, dtype, device)
         self.Ws = [W.permute(1, 2, 0).contiguous() for W in stack_factors(factors, widths, dtype, device)]
-        self.Ws[0] = torch.einsum("ij,ihb->jhb", self.V, self.Ws[0]).contiguous()  # VᵀW1
+        self.Ws[0] = (self.V.T @ self.Ws[0].flatten(1)).view(self.Ws[0].shape)  # VᵀW1
         self.prev = [W.clone() for W in self.Ws]  # not aliases: those would need a graph of their own
         c0 = configs[0]
-        self.flags = dict(momentum=c0.momentum != 0, nesterov=bool(c0.nesterov), decay=c0.weight_decay != 0)
+        self.flags = {name: bool(on) for name, on in (
+            ("momentum", c0.momentum != 0), ("nesterov", c0.nesterov), ("decay", c0.weight_decay != 0))}
         self.bufs = [torch.zeros_like(W) for W in self.Ws] if self.flags["momentum"] else []
 
     def block(self, lrs: np.ndarray, pasts: np.ndarray, t0: int):
@@ -130,7 +131,7 @@ class Factors(Rows):
     def finals(self, rows: np.ndarray, configs) -> list:
         idx = torch.as_tensor(rows, device=self.device)
         Ws = [W.index_select(2, idx) for W in self.Ws]
-        Ws[0] = torch.einsum("ij,jhb->ihb", self.V, Ws[0])  # back from the eigenbasis: V (VᵀW1)
+        Ws[0] = (self.V @ Ws[0].flatten(1)).view(Ws[0].shape)  # back from the eigenbasis: V (VᵀW1)
         widths = [configs[i].widths for i in self.runs[rows]]
         Ws = unstack([W.permute(2, 0, 1) for W in Ws], np.arange(len(rows)), widths)
         return [(W, None) for W in Ws]
