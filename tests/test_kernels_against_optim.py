@@ -324,3 +324,17 @@ def test_the_bounds_tell_a_slightly_different_step_apart(change):
     with pytest.raises(AssertionError, match=r"run \d+, (epoch|layer)"):
         assert_follows(data, configs, results, reference(data, other, factors))
 
+
+
+@needs_cc
+def test_numpy_hyper_parameters_run_in_the_c_kernel():
+    # a sweep over np.linspace momenta: NumPy's float64 flags once failed the kernel's ctypes call,
+    # and the stack fell back to the per-epoch loop
+    data, configs, factors = _stack(seed=2, depth=2, hyper=HYPERS["all"], reduction="mean", epochs=12)
+    configs = [c.replace(momentum=np.float64(c.momentum), weight_decay=np.float64(c.weight_decay),
+                         lr=np.float64(c.lr)) for c in configs]
+    assert all(type(c.momentum) is float and type(c.weight_decay) is float for c in configs)
+    results, ran = _fit(data, configs, factors, compile=True)
+    assert set(ran["kinds"]) == {"c"}
+    _one_fused_stack(ran, "Native")
+    assert_follows(data, configs, results, reference(data, configs, factors))
