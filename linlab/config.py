@@ -193,6 +193,10 @@ class TrainConfig:
             raise ValueError(f"device={self.device!r} must be 'cpu' or 'cuda' (or 'cuda:N').")
         if self.engine == "numpy" and self.device != "cpu":
             raise ValueError("engine='numpy' runs on the CPU only; use engine='module' or 'autograd' for CUDA.")
+        for name in FLOAT_FIELDS:  # NumPy's float64 passes as a float; compiled kernels take Python's own
+            value = getattr(self, name)
+            if type(value) is not float and isinstance(value, float):
+                setattr(self, name, float(value))
         _check_size(self)
 
     @property
@@ -219,3 +223,6 @@ class TrainConfig:
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.type.startswith("float"))

@@ -4,7 +4,8 @@ Every optimizer but plain SGD steps the stacked tensors with :func:`linlab.optim
 (per-run learning rates broadcast over the run index). SGD, the sweeps' common case, has one
 allocation-free form here, :func:`sgd_into`, tested against :func:`linlab.optim.sgd`; the
 fused kernels (:mod:`.kernels`) implement the same update and are tested against the
-per-epoch loop that uses this one.
+per-epoch loop that uses this one, and all of them against :mod:`linlab.optim` and autograd
+from the rows (tests/test_kernels_against_optim.py).
 """
 
 from __future__ import annotations
