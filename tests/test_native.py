@@ -70,10 +70,15 @@ def test_threads_split_the_runs_without_changing_them(monkeypatch):
     data = seed_dataset()
     configs = [TrainConfig(widths=(10, 1 + i % 9, 2), lr=1e-5 * (1 + i % 4), epochs=60, seed=i)
                for i in range(203)]
-    results = []
+    results, used = [], []
+    run = native.run
+    monkeypatch.setattr(native, "run", lambda fn, block, B, threads=None: used.append(threads) or run(fn, block, B,
+                                                                                                     threads))
     for threads in (1, 2, 3):
-        monkeypatch.setattr(torch, "get_num_threads", lambda t=threads: t)
-        results.append(fit_batched(data, configs, compile="auto"))
+        with native.host_threads():  # torch's setting comes back after the call
+            torch.set_num_threads(threads)
+            results.append(fit_batched(data, configs, compile="auto"))
+    assert used and set(used) == {1, 2, 3}
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a.history, b.history)

@@ -43,10 +43,10 @@ def _check(data, configs, factors, memory_budget, device, path) -> None:
         raise ValueError(f"memory_budget={memory_budget!r} must be a positive number of bytes, e.g. 2 * 1024**3.")
     if factors is not None and len(factors) != len(configs):
         raise ValueError(f"factors has {len(factors)} entries for {len(configs)} configs; give one list per run.")
-    for c in configs:
-        if (c.widths[0], c.widths[-1]) != (data.n_features, data.n_targets):
+    for widths in {c.widths for c in configs}:
+        if (widths[0], widths[-1]) != (data.n_features, data.n_targets):
             raise ValueError(
-                f"widths={c.widths} need {c.widths[0]} features and {c.widths[-1]} targets, but "
+                f"widths={widths} need {widths[0]} features and {widths[-1]} targets, but "
                 f"{data.name!r} has {data.n_features} and {data.n_targets}; use widths "
                 f"({data.n_features}, ..., {data.n_targets})."
             )
@@ -69,7 +69,7 @@ def _initial(configs, factors) -> list[list[np.ndarray]]:
         return out
     out, needs = [], {}  # the shapes each architecture needs
     for i, (c, fs) in enumerate(zip(configs, factors)):
-        fs = [np.array(W, dtype=np.float64) for W in fs]  # a copy: the records keep them
+        fs = [_copy(W) for W in fs]  # the records keep them
         shapes = needs.get(c.widths) or needs.setdefault(c.widths, list(zip(c.widths[:-1], c.widths[1:])))
         if [W.shape for W in fs] != shapes:
             raise ValueError(
@@ -77,6 +77,11 @@ def _initial(configs, factors) -> list[list[np.ndarray]]:
             )
         out.append(fs)
     return out
+
+
+def _copy(W) -> np.ndarray:
+    # a float64 copy, the quick way for what is one already
+    return W.copy() if type(W) is np.ndarray and W.dtype == np.float64 else np.array(W, dtype=np.float64)
 
 
 def _resolve_lr(data, config, factors) -> float:
@@ -173,7 +178,7 @@ def _without_cycle_collection():
 
 def _fit(data, configs, factors, memory_budget, device, path, compile) -> list[RunResult]:
     starts = _initial(configs, factors)
-    lrs = [_resolve_lr(data, c, f) for c, f in zip(configs, starts)]
+    lrs = [float(c.lr) if c.lr != "auto" else _resolve_lr(data, c, f) for c, f in zip(configs, starts)]
     groups = plan.groups(configs, path, device, data.n_samples)
     results: list[RunResult | None] = [None] * len(configs)
     tick = time.perf_counter()

@@ -78,14 +78,15 @@ def stack_key(config, path, device, n_samples) -> StackKey:
 def groups(configs, path, device, n_samples) -> dict[StackKey, list[int]]:
     """Indices of the runs of each :class:`StackKey`, in order; configs that agree on every field
     the key reads share one key without building it again."""
-    keys: dict[tuple, StackKey] = {}
-    groups: dict[StackKey, list[int]] = {}
+    by_fields: dict[tuple, list[int]] = {}
     for i, c in enumerate(configs):
-        fields = (GET_KEY(c), len(c.widths))
-        key = keys.get(fields)
-        if key is None:
-            key = keys[fields] = stack_key(c, path, device, n_samples)
-        groups.setdefault(key, []).append(i)
+        by_fields.setdefault((GET_KEY(c), len(c.widths)), []).append(i)
+    groups: dict[StackKey, list[int]] = {}
+    for runs in by_fields.values():
+        groups.setdefault(stack_key(configs[runs[0]], path, device, n_samples), []).extend(runs)
+    if len(by_fields) > len(groups):  # fields that map to one key: back in the order of the runs
+        for runs in groups.values():
+            runs.sort()
     return groups
 
 
@@ -111,8 +112,12 @@ def width_classes(widths_list, min_stack: int = MIN_STACK) -> list[list[int]]:
     [[0, 2], [1, 3]]
     """
     classes: dict[int, list[int]] = {}
+    of: dict[tuple, int] = {}  # the class of each architecture
     for i, widths in enumerate(widths_list):
-        classes.setdefault((max(widths[1:-1], default=1) - 1).bit_length(), []).append(i)
+        c = of.get(widths)
+        if c is None:
+            c = of[widths] = (max(widths[1:-1], default=1) - 1).bit_length()
+        classes.setdefault(c, []).append(i)
     out, current = [], []
     for c in sorted(classes):
         current += classes[c]

@@ -85,10 +85,16 @@ class StopRules:
                     self.stop(int(i), t, outcome, float(value))
         return stopped, diverged
 
+    def stop_all(self, stop_t: np.ndarray, codes: np.ndarray, outcomes) -> None:
+        """:meth:`stop` for every run: run i stopped at epoch ``stop_t[i]`` with outcome
+        ``outcomes[codes[i]]``."""
+        losses = self.history[stop_t, np.arange(len(codes))].tolist()
+        for i, (t, code, loss) in enumerate(zip(stop_t.tolist(), codes.tolist(), losses)):
+            self.stop(i, t, outcomes[code], loss)
+
     def stop(self, i: int, t: int, outcome: str, loss: float) -> None:
         """Record that run `i` stopped at epoch `t` with `outcome` and `loss`, in the sentences
         of :func:`linlab.engines.fit` (its history up to `t` must be recorded already)."""
-        c, best = self.configs[i], self.best[:, i]
         self.outcome[i], self.length[i] = outcome, t if outcome == "diverged" else t + 1
         if outcome == "diverged":
             self.message[i] = (
@@ -99,6 +105,7 @@ class StopRules:
             self.message[i] = max_epochs_message(t, loss)
         elif outcome == "converged":
             self.epochs_to_tol[i] = t
-            self.message[i] = converged_message(t, loss, c.tol)
+            self.message[i] = converged_message(t, loss, self.tol[i])
         else:
-            self.message[i] = stalled_message(t, best[t], c.stall_rtol, c.stall_window)
+            c = self.configs[i]
+            self.message[i] = stalled_message(t, self.best[t, i], c.stall_rtol, c.stall_window)

@@ -61,8 +61,9 @@ class Schedule:
     def __init__(self, configs, lrs):
         self.base = np.asarray(lrs, dtype=np.float64)
         keys = [(c.schedule, c.step_size, c.gamma, c.epochs) for c in configs]
-        distinct = list(dict.fromkeys(keys))
-        self.which = np.array([distinct.index(key) for key in keys])
+        index: dict[tuple, int] = {}
+        self.which = np.array([index.setdefault(key, len(index)) for key in keys], dtype=np.int64)
+        distinct = list(index)
         self.reps = [configs[keys.index(key)] for key in distinct]
         self.constant = all(key[0] == "constant" for key in distinct)
 

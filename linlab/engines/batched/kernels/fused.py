@@ -148,7 +148,8 @@ class Native(Factors):
         self.consts = [c.expand(d, k, 1).contiguous() for c in self.consts]  # √λ and sλ are (d, 1, 1)
         self.H = np.array([W.shape[0] for W in self.Ws] + [self.Ws[-1].shape[1]], dtype=np.int64)
 
-    def block(self, rules: StopRules, schedule: Schedule, t0: int, K: int) -> tuple[np.ndarray, np.ndarray]:
+    def block(self, rules: StopRules, schedule: Schedule, t0: int, K: int,
+              threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Epochs t0 .. t0 + K − 1 of every row (row i is run i: this stack is never compacted),
         each run's losses written straight into ``rules.history`` (and its best loss into
         ``rules.best`` where a run can stall); returns each run's stop epoch and code
@@ -174,20 +175,17 @@ class Native(Factors):
                                                          "epochs")},
             **self.flags,
         )
-        native.run(self.fn, block, B)
+        native.run(self.fn, block, B, threads)
         return stop_t, codes
 
 
-def _run_native(runs: Native, rules: StopRules, schedule: Schedule, configs):
+def _run_native(runs: Native, rules: StopRules, schedule: Schedule, configs, threads: int | None = None):
     """A stack's whole training in one call of the C kernel (its lane blocks stop when their runs
     do); returns (finals, seconds), each run's seconds its share of the call by epochs run."""
     tick = time.perf_counter()
-    stop_t, codes = runs.block(rules, schedule, 0, int(rules.epochs.max()) + 1)
-    cols = np.arange(len(codes))
-    losses = rules.history[stop_t, cols].tolist()
-    for i, t, code, value in zip(cols.tolist(), stop_t.tolist(), codes.tolist(), losses):
-        rules.stop(i, t, OUTCOMES[code], value)
-    finals = runs.finals(cols, configs)
+    stop_t, codes = runs.block(rules, schedule, 0, int(rules.epochs.max()) + 1, threads)
+    rules.stop_all(stop_t, codes, OUTCOMES)
+    finals = runs.finals(np.arange(len(codes)), configs)
     spent = stop_t + 1.0
     return finals, (time.perf_counter() - tick) * spent / spent.sum()
 
@@ -231,8 +229,9 @@ def run_stack_fused(path, configs, factors, lrs, widths, dtype, device):
     kind = plan.fused_kernel(path, configs, widths)
     rules, schedule = StopRules(configs, lrs), Schedule(configs, lrs)
     if kind == "c":
-        runs = Native(path, configs, factors, widths, dtype, device, plan.native_kernel(path, len(widths) - 1))
-        return rules, *_run_native(runs, rules, schedule, configs)
+        with native.host_threads() as threads:
+            runs = Native(path, configs, factors, widths, dtype, device, plan.native_kernel(path, len(widths) - 1))
+            return rules, *_run_native(runs, rules, schedule, configs, threads)
     runs = (Gram if kind == "gram" else Factors)(path, configs, factors, widths, dtype, device)
     B = len(configs)
     finals, seconds = [None] * B, np.zeros(B)

@@ -31,6 +31,7 @@ import subprocess
 import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -191,6 +192,20 @@ def kernel(dtype: torch.dtype):
     fn.argtypes = [ctypes.POINTER(STRUCTS[dtype]), ctypes.c_int64, ctypes.c_int64]
     fn.restype = ctypes.c_int
     return fn
+
+
+@contextmanager
+def host_threads():
+    """torch on one thread inside, for the host's small operations around the kernel (starting
+    its two dozen tiny parallel regions costs more than they do, and a spinning worker takes
+    a core from the kernel's threads); yields the number of threads torch had, for the kernel.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(threads)
 
 
 @functools.cache

@@ -4,10 +4,14 @@ graphs (:func:`judge`)."""
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 import torch
 
 from .compiled import MIN_ROWS
+
+GET_RULES = operator.attrgetter("diverge_factor", "tol", "stall_rtol", "epochs")
 
 
 def judge(loss, t, alive, limit, best, past, factor, tol, rtol, epochs):
@@ -36,13 +40,13 @@ class Rows:
         B = len(configs)
         self.device, self.dtype = device, dtype
         c0 = configs[0]
-        f64 = lambda values: torch.tensor(values, dtype=torch.float64, device=device)  # noqa: E731
+        columns = np.array([GET_RULES(c) for c in configs], dtype=np.float64).T  # exact: epochs < 2**53
+        f64 = lambda values: torch.as_tensor(np.ascontiguousarray(values), device=device)  # noqa: E731
         self.rows = {
             "alive": torch.ones(B, dtype=torch.bool, device=device),
             "limit": f64(np.zeros(B)), "best": f64(np.zeros(B)),
-            "factor": f64([c.diverge_factor for c in configs]), "tol": f64([c.tol for c in configs]),
-            "rtol": f64([c.stall_rtol for c in configs]),
-            "epochs": torch.tensor([c.epochs for c in configs], dtype=torch.int64, device=device),
+            "factor": f64(columns[0]), "tol": f64(columns[1]), "rtol": f64(columns[2]),
+            "epochs": f64(columns[3].astype(np.int64)),
         }
         self.scalars = {name: torch.tensor(value, dtype=dtype, device=device) for name, value in
                         (("floor", path.floor), ("divisor", float(path.divisor)), ("mu", c0.momentum),
