@@ -69,7 +69,8 @@ def _initial(configs, factors) -> list[list[np.ndarray]]:
         return out
     out, needs = [], {}  # the shapes each architecture needs
     for i, (c, fs) in enumerate(zip(configs, factors)):
-        fs = [_copy(W) for W in fs]  # the records keep them
+        fs = [W.copy() if type(W) is np.ndarray and W.dtype == np.float64 else np.array(W, dtype=np.float64)
+              for W in fs]  # a copy: the records keep them
         shapes = needs.get(c.widths) or needs.setdefault(c.widths, list(zip(c.widths[:-1], c.widths[1:])))
         if [W.shape for W in fs] != shapes:
             raise ValueError(
@@ -77,11 +78,6 @@ def _initial(configs, factors) -> list[list[np.ndarray]]:
             )
         out.append(fs)
     return out
-
-
-def _copy(W) -> np.ndarray:
-    # a float64 copy, the quick way for what is one already
-    return W.copy() if type(W) is np.ndarray and W.dtype == np.float64 else np.array(W, dtype=np.float64)
 
 
 def _resolve_lr(data, config, factors) -> float:

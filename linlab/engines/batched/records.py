@@ -28,8 +28,9 @@ def config_record(config: TrainConfig, device: str, data_name: str) -> dict:
     record = config.__dict__.copy()
     if len(record) != len(FIELDS):  # attributes beyond the fields: the fields alone
         record = dict(zip(FIELDS, GET_FIELDS(config)))
-    record.update(widths=list(config.widths), betas=list(config.betas), engine="batched", device=device,
-                  extra=copy.deepcopy(config.extra) if config.extra else {}, data=data_name)
+    record["widths"], record["betas"], record["engine"], record["device"] = (
+        list(config.widths), list(config.betas), "batched", device)
+    record["extra"], record["data"] = copy.deepcopy(config.extra) if config.extra else {}, data_name
     return record
 
 
@@ -56,7 +57,7 @@ def distances(known, factor_lists) -> list[float | None]:
         return out
     by_shape: dict[tuple, list[int]] = {}
     for i, factors in enumerate(factor_lists):
-        by_shape.setdefault(tuple(W.shape for W in factors), []).append(i)
+        by_shape.setdefault(tuple([W.shape for W in factors]), []).append(i)
     for shapes, runs in by_shape.items():
         P = np.array([factor_lists[i][0] for i in runs])
         for j in range(1, len(shapes)):
