@@ -67,17 +67,36 @@ def _initial(configs, factors) -> list[list[np.ndarray]]:
             else:
                 out.append(drawn.setdefault(key, draw_factors(*key)))
         return out
-    out, needs = [], {}  # the shapes each architecture needs
-    for i, (c, fs) in enumerate(zip(configs, factors)):
-        fs = [W.copy() if type(W) is np.ndarray and W.dtype == np.float64 else np.array(W, dtype=np.float64)
-              for W in fs]  # a copy: the records keep them
-        shapes = needs.get(c.widths) or needs.setdefault(c.widths, list(zip(c.widths[:-1], c.widths[1:])))
-        if [W.shape for W in fs] != shapes:
-            raise ValueError(
-                f"factors[{i}] have shapes {[W.shape for W in fs]}; widths={c.widths} need {shapes}."
-            )
-        out.append(fs)
+    by_widths: dict[tuple, list[int]] = {}
+    for i, c in enumerate(configs):
+        by_widths.setdefault(c.widths, []).append(i)
+    out: list = [None] * len(configs)
+    for widths, runs in by_widths.items():  # one copy per layer of all the runs of an architecture
+        shapes, given = list(zip(widths[:-1], widths[1:])), [factors[i] for i in runs]
+        fits = all(len(fs) == len(shapes) for fs in given)
+        layers = [_layer(given, j, shape) for j, shape in enumerate(shapes)] if fits else [None]
+        if any(layer is None for layer in layers):
+            _misfit(factors, runs, shapes, widths)
+        for i, fs in zip(runs, zip(*layers)):
+            out[i] = list(fs)
     return out
+
+
+def _layer(given, j: int, shape) -> np.ndarray | None:
+    # layer j of the runs' factors as one float64 array (runs, *shape); None where one has another shape
+    try:
+        layer = np.array([fs[j] for fs in given], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return layer if layer.shape == (len(given), *shape) else None
+
+
+def _misfit(factors, runs, shapes, widths):
+    for i in runs:
+        found = [np.shape(W) for W in factors[i]]
+        if found != shapes:
+            raise ValueError(f"factors[{i}] have shapes {found}; widths={widths} need {shapes}.")
+    raise ValueError(f"factors for widths={widths} must be arrays of real numbers of shapes {shapes}.")
 
 
 def _resolve_lr(data, config, factors) -> float:
