@@ -87,10 +87,18 @@ class StopRules:
 
     def stop_all(self, stop_t: np.ndarray, codes: np.ndarray, outcomes) -> None:
         """:meth:`stop` for every run: run i stopped at epoch ``stop_t[i]`` with outcome
-        ``outcomes[codes[i]]``."""
+        ``outcomes[codes[i]]`` (the common outcomes' sentences written in one pass each)."""
         losses = self.history[stop_t, np.arange(len(codes))].tolist()
-        for i, (t, code, loss) in enumerate(zip(stop_t.tolist(), codes.tolist(), losses)):
-            self.stop(i, t, outcomes[code], loss)
+        ts, names = stop_t.tolist(), [outcomes[code] for code in codes.tolist()]
+        self.length[:] = stop_t + (codes != outcomes.index("diverged"))
+        for i, (t, name, loss) in enumerate(zip(ts, names, losses)):
+            if name == "max_epochs":
+                self.message[i] = max_epochs_message(t, loss)
+            elif name == "converged":
+                self.outcome[i], self.epochs_to_tol[i] = name, t
+                self.message[i] = converged_message(t, loss, self.tol[i])
+            else:
+                self.stop(i, t, name, loss)
 
     def stop(self, i: int, t: int, outcome: str, loss: float) -> None:
         """Record that run `i` stopped at epoch `t` with `outcome` and `loss`, in the sentences
