@@ -141,13 +141,13 @@ def fit_batched(
         Mini-batch runs (``batch_size < n``) train one at a time through ``fit``.
     compile : {"auto", True, False}
         Compile the statistics path's epochs (runs agree with the eager path to rounding, not
-        bit for bit). SGD stacks then run whole blocks of epochs, stop rules and updates
-        included, in one compiled call (:mod:`.kernels.fused`): on the CPU in a C
-        kernel (:mod:`.kernels.native`, built in about a second once per machine),
-        elsewhere through TorchInductor, wide depth-2 ones on the Gram matrix
-        (:mod:`.kernels.gram`). Other optimizers compile the loss and gradient with
-        TorchInductor (:mod:`.kernels.compiled`; 5-60 s once per process and graph).
-        On the CPU, the C kernel runs SGD 2-4.5x the eager rate at B ≥ 1,000. Both need a
+        bit for bit). SGD stacks then run their epochs, stop rules and updates included,
+        inside compiled code (:mod:`.kernels.fused`): on the CPU the whole training of a
+        stack in one call of a C kernel (:mod:`.kernels.native`, built in about a second
+        once per machine), elsewhere through TorchInductor in blocks of epochs, wide
+        depth-2 ones on the Gram matrix (:mod:`.kernels.gram`). Other optimizers compile the
+        loss and gradient with TorchInductor (:mod:`.kernels.compiled`; 5-60 s once per
+        process and graph). Both need a
         C/C++ compiler; without one the call warns and runs eagerly. ``"auto"`` uses the C
         kernel on the CPU whenever a C compiler is found, and TorchInductor for calls whose
         statistics-path runs plan at least 50 million run-epochs.

@@ -1,5 +1,6 @@
 r"""Stacks of SGD runs whose epochs run whole inside compiled code: loss, gradient, stop rules
-and update, ``plan.UNROLL`` epochs per call.
+and update, ``plan.UNROLL`` epochs per call through TorchInductor, the whole training in one
+call of the C kernel.
 
 The per-epoch loop of :mod:`..epochs` returns to Python after every epoch: to read the
 losses, apply the stop rules and take the optimizer step, a few dozen small operations
@@ -16,9 +17,11 @@ that cost as much as the epoch itself once the epoch is compiled. Here one compi
   history, which holds it as long as ``stall_window`` ≥ ``plan.UNROLL``.
 
 A stopped run is frozen in the graph (its parameters no longer move); the host reads the
-block's losses and stop codes, records them, and writes the messages. On the CPU the same
-block runs in the C kernel of :mod:`.native` (:class:`Native`), which does exactly this
-arithmetic, several times faster than TorchInductor's code for it. SGD (momentum,
+block's losses and stop codes, records them, and writes the messages. On the CPU the C
+kernel of :mod:`.native` (:class:`Native`) does exactly this arithmetic, several times
+faster than TorchInductor's code for it, for all the epochs of a stack in one call: it
+writes every loss into the history itself, reads the best loss a stall window back from it
+(so any window will do), and returns each run's stop epoch and outcome. SGD (momentum,
 Nesterov, weight decay) only; the statistics path only. The stacks train in the eigenbasis
 of A = XᵀX (:meth:`~..objective_stats.StatsPath.eigenbasis`: W1 → VᵀW1 on the way in, back
 on the way out), and wide depth-2 stacks without momentum on their Gram matrix
