@@ -52,20 +52,29 @@ def distances(known, factor_lists) -> list[float | None]:
     >>> distances((np.ones((2, 1)), np.sqrt(2.0)), runs)
     [0.0, 1.0]
     """
-    out: list[float | None] = [None] * len(factor_lists)
     if known is None:
-        return out
+        return [None] * len(factor_lists)
+    try:  # the common case: every run of one shape
+        return _distances(known, factor_lists)
+    except ValueError:
+        pass
+    out: list[float | None] = [None] * len(factor_lists)
     by_shape: dict[tuple, list[int]] = {}
     for i, factors in enumerate(factor_lists):
         by_shape.setdefault(tuple([W.shape for W in factors]), []).append(i)
-    for shapes, runs in by_shape.items():
-        P = np.array([factor_lists[i][0] for i in runs])
-        for j in range(1, len(shapes)):
-            P = P @ np.array([factor_lists[i][j] for i in runs])
-        D = (P - known[0]).reshape(len(runs), -1)
-        for i, value in zip(runs, (np.sqrt(np.einsum("ij,ij->i", D, D)) / known[1]).tolist()):
+    for runs in by_shape.values():
+        for i, value in zip(runs, _distances(known, [factor_lists[i] for i in runs])):
             out[i] = value
     return out
+
+
+def _distances(known, factor_lists) -> list[float]:
+    # runs of one shape (else NumPy refuses to stack them: ValueError)
+    P = np.array([factors[0] for factors in factor_lists])
+    for j in range(1, len(factor_lists[0])):
+        P = P @ np.array([factors[j] for factors in factor_lists])
+    D = (P - known[0]).reshape(len(factor_lists), -1)
+    return (np.sqrt(np.einsum("ij,ij->i", D, D)) / known[1]).tolist()
 
 
 def records(data, configs, device, rules, finals, seconds, starts, known) -> list[RunResult]:
