@@ -52,8 +52,7 @@ FLAGS = {"contract"}  # fused multiply-adds only: no reassociation, NaN and inf 
 @njit(fastmath=FLAGS, cache=True)
 def forward(w1, w2, Q, G, P, root, slam, sr, r, floor, divisor, loss):  # pragma: no cover (compiled)
     """Q = W1 W2, D = Q − P0, ℓ = (‖√λ D‖² + 2⟨r, D⟩ + L*) / divisor, G = sλ D + s r, per lane."""
-    d, h, _ = w1.shape
-    k = w2.shape[1]
+    (d, h, _), k = w1.shape, w2.shape[1]
     Q[:] = 0.0
     for i in range(d):
         for m in range(h):
@@ -109,8 +108,7 @@ def train(W1, W2, prev1, prev2, P, root, slam, sr, r, floor, divisor, lr, factor
           K, history, best_hist, stop_t, codes):  # pragma: no cover (compiled)
     """K epochs of depth-2 plain SGD stacks (W1 (d, h, B), W2 (h, k, B)) with the stop rules, in
     place: losses into history (K, B), best losses into best_hist (read stall_window back)."""
-    d, h, B = W1.shape
-    k = W2.shape[1]
+    (d, h, B), k = W1.shape, W2.shape[1]
     for blk in prange((B + LANES - 1) // LANES):
         b0 = blk * LANES
         n = min(B, b0 + LANES) - b0
@@ -165,9 +163,8 @@ class Stack:
     """One stack's runs, trained from the start by either side (fresh state every call)."""
 
     def __init__(self, data, configs):
-        h = configs[0].widths[1]
         self.path = StatsPath(*dataset_terms(data), "sum", torch.float64, "cpu", compiled=True, inductor=False)
-        self.configs, self.widths = configs, (10, h, 2)
+        self.configs, self.widths = configs, configs[0].widths
         self.factors = [init_factors(c.widths, seed=c.seed) for c in configs]
         self.lrs = [c.lr for c in configs]
         self.rules, self.schedule = StopRules(configs, self.lrs), Schedule(configs, self.lrs)
@@ -180,8 +177,8 @@ class Stack:
 
     def c(self, threads: int):
         """A fresh stack and the call that trains it in the C kernel, as ``fit_batched`` does."""
-        runs, T = self.native(), self.rules.history.shape[0] - 1
-        return lambda: runs.block(self.rules, self.schedule, 0, T + 1, threads) + (self.rules.history,)
+        runs, K = self.native(), len(self.rules.history)
+        return lambda: runs.block(self.rules, self.schedule, 0, K, threads) + (self.rules.history,)
 
     def numba(self, threads: int):
         """The call of :func:`train` on a fresh copy of the same initial state."""
