@@ -259,41 +259,105 @@ const LinlabCore = (function () {
     const pre = prefixes(Ws), suf = suffixes(Ws);
     return Ws.map((_, j) => sandwich(pre[j], G, suf[j]));
   }
-  // one epoch's loss and gradients into buffers allocated once per run (no garbage per epoch)
+  // ---- one epoch, into buffers allocated once per run (no garbage per epoch) ----
+  // With k targets few, the chains of the gradient ∂ℓ/∂Wj = (W1⋯W_{j−1})ᵀ G (W_{j+1}⋯WL)ᵀ are
+  // products with k vectors: an epoch costs O(L·h²·k), not the O(L·d·h²) of the prefixes W1⋯Wj.
+  // They are kept as k rows (k, w). Each entry is a sum over t in ascending order, as in matmul;
+  // four entries are summed side by side (independent additions, so the processor overlaps them).
+  function rowsTimesT(out, x, k, n, a, m) { // out (k, m) = X (k, n) · Aᵀ, A (m, n): X's rows through A
+    for (let c = 0; c < k; c++) {
+      const xo = c * n, o = c * m;
+      let i = 0;
+      for (; i + 3 < m; i += 4) {
+        const a0 = i * n, a1 = a0 + n, a2 = a1 + n, a3 = a2 + n;
+        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (let t = 0; t < n; t++) {
+          const v = x[xo + t];
+          s0 += v * a[a0 + t]; s1 += v * a[a1 + t]; s2 += v * a[a2 + t]; s3 += v * a[a3 + t];
+        }
+        out[o + i] = s0; out[o + i + 1] = s1; out[o + i + 2] = s2; out[o + i + 3] = s3;
+      }
+      for (; i < m; i++) {
+        let s = 0;
+        for (let t = 0; t < n; t++) s += x[xo + t] * a[i * n + t];
+        out[o + i] = s;
+      }
+    }
+  }
+  function rowsTimes(out, x, k, n, a, m) { // out (k, m) = X (k, n) · A, A (n, m)
+    for (let c = 0; c < k; c++) {
+      const xo = c * n, o = c * m;
+      let i = 0;
+      for (; i + 3 < m; i += 4) {
+        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (let t = 0; t < n; t++) {
+          const v = x[xo + t], r = t * m + i;
+          s0 += v * a[r]; s1 += v * a[r + 1]; s2 += v * a[r + 2]; s3 += v * a[r + 3];
+        }
+        out[o + i] = s0; out[o + i + 1] = s1; out[o + i + 2] = s2; out[o + i + 3] = s3;
+      }
+      for (; i < m; i++) {
+        let s = 0;
+        for (let t = 0; t < n; t++) s += x[xo + t] * a[t * m + i];
+        out[o + i] = s;
+      }
+    }
+  }
+  function outerSum(out, x, m, y, n, k) { // out (m, n) = Xᵀ · Y, X (k, m), Y (k, n): Σ_c x_c y_cᵀ
+    for (let i = 0; i < m; i++) { // c = 0 and 1 in one pass (0 + a + b = a + b)
+      const v0 = x[i], v1 = k > 1 ? x[m + i] : 0, o = i * n;
+      if (k > 1) for (let j = 0; j < n; j++) out[o + j] = v0 * y[j] + v1 * y[n + j];
+      else for (let j = 0; j < n; j++) out[o + j] = v0 * y[j];
+    }
+    for (let c = 2; c < k; c++) {
+      for (let i = 0; i < m; i++) {
+        const v = x[c * m + i], o = i * n, r = c * n;
+        for (let j = 0; j < n; j++) out[o + j] += v * y[r + j];
+      }
+    }
+  }
+  function transposeInto(out, a, m, n) { // out (n, m) = Aᵀ, A (m, n)
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[j * m + i] = a[i * n + j];
+  }
   function workspace(prob, widths) {
-    const L = widths.length - 1, d = widths[0], k = widths[L];
+    // right[j] = (W_{j+1}⋯WL)ᵀ, (k, w_j), so right[0] = Pᵀ; left[j] = ((W1⋯Wj)ᵀ G)ᵀ, (k, w_j)
+    const L = widths.length - 1, d = widths[0], k = widths[L], rows = () => widths.slice(0, L).map((w) => new Float64Array(k * w));
     return {
-      pre: widths.slice(1).map((w) => mat(d, w)), // pre[j] = W1⋯W_{j+1}
-      suf: widths.slice(1, L).map((_, j) => mat(widths[j + 1], k)), // suf[j] = W_{j+2}⋯WL
-      D: mat(d, k), Z: mat(d, k), G: mat(d, k), left: widths.slice(0, L).map((w) => mat(w, k)),
-      grads: widths.slice(0, L).map((w, j) => mat(w, widths[j + 1])),
+      widths, right: rows(), left: rows(), P: mat(d, k), D: new Float64Array(d * k), Z: new Float64Array(d * k),
+      Vt: transpose(prob.V).a, grads: widths.slice(0, L).map((w, j) => mat(w, widths[j + 1])),
     };
   }
-  function epoch(prob, Ws, ws) { // → the loss at Ws; ws.pre[L−1] holds P, ws.grads ∂ℓ/∂Wj
-    const L = Ws.length, k = prob.k;
-    ws.pre[0].a.set(Ws[0].a);
-    for (let j = 1; j < L; j++) matmul(ws.pre[j - 1], Ws[j], ws.pre[j]);
-    const P = ws.pre[L - 1], D = ws.D, Z = ws.Z, G = ws.G;
-    for (let i = 0; i < D.a.length; i++) D.a[i] = P.a[i] - prob.P0.a[i];
-    tmatmul(prob.V, D, Z);
+  function epoch(prob, Ws, ws) { // → the loss at Ws; ws.P holds W1⋯WL, ws.grads ∂ℓ/∂Wj
+    const L = Ws.length, w = ws.widths, d = prob.d, k = prob.k, lam = prob.lam;
+    const { right, left, D, Z, Vt } = ws, P = ws.P.a, P0 = prob.P0.a, r = prob.r.a, V = prob.V.a;
+    transposeInto(right[L - 1], Ws[L - 1].a, w[L - 1], k);
+    for (let j = L - 2; j >= 0; j--) rowsTimesT(right[j], right[j + 1], k, w[j + 1], Ws[j].a, w[j]);
+    transposeInto(P, right[0], k, d);
+    for (let i = 0; i < D.length; i++) D[i] = P[i] - P0[i];
     let quad = 0, cross = 0;
-    for (let i = 0; i < Z.rows; i++) {
+    for (let i = 0; i < d; i++) { // Z = VᵀΔ, the loss, then Z ← ΛVᵀΔ
       let row = 0;
-      for (let j = 0; j < k; j++) row += Z.a[i * k + j] * Z.a[i * k + j];
-      quad += prob.lam[i] * row;
+      for (let j = 0; j < k; j++) {
+        let s = 0;
+        for (let t = 0; t < d; t++) s += Vt[i * d + t] * D[t * k + j];
+        Z[i * k + j] = s;
+        row += s * s;
+      }
+      quad += lam[i] * row;
+      for (let j = 0; j < k; j++) Z[i * k + j] *= lam[i];
     }
-    for (let i = 0; i < D.a.length; i++) cross += D.a[i] * prob.r.a[i];
-    const loss = (quad + 2 * cross + prob.Lstar) / prob.entries;
-    for (let i = 0; i < Z.rows; i++) for (let j = 0; j < k; j++) Z.a[i * k + j] *= prob.lam[i]; // ΛVᵀΔ
-    matmul(prob.V, Z, G);
-    for (let i = 0; i < G.a.length; i++) G.a[i] = 2 * (G.a[i] + prob.r.a[i]) / prob.entries;
-    for (let j = L - 2; j >= 0; j--) (j === L - 2 ? ws.suf[j].a.set(Ws[L - 1].a) : matmul(Ws[j + 1], ws.suf[j + 1], ws.suf[j]));
-    ws.left[0].a.set(G.a); // left[j] = (W1⋯Wj)ᵀ G
-    for (let j = 1; j < L; j++) tmatmul(Ws[j - 1], ws.left[j - 1], ws.left[j]);
-    for (let j = 0; j < L; j++) {
-      if (j === L - 1) ws.grads[j].a.set(ws.left[j].a);
-      else matmult(ws.left[j], ws.suf[j], ws.grads[j]);
+    for (let i = 0; i < D.length; i++) cross += D[i] * r[i];
+    const loss = (quad + 2 * cross + prob.Lstar) / prob.entries, G = left[0];
+    for (let i = 0; i < d; i++) { // left[0] = Gᵀ, G = 2(VΛVᵀΔ + r)/entries
+      for (let j = 0; j < k; j++) {
+        let s = 0;
+        for (let t = 0; t < d; t++) s += V[i * d + t] * Z[t * k + j];
+        G[j * d + i] = 2 * (s + r[i * k + j]) / prob.entries;
+      }
     }
+    for (let j = 1; j < L; j++) rowsTimes(left[j], left[j - 1], k, w[j - 1], Ws[j - 1].a, w[j]);
+    for (let j = 0; j < L - 1; j++) outerSum(ws.grads[j].a, left[j], w[j], right[j + 1], w[j + 1], k);
+    transposeInto(ws.grads[L - 1].a, left[L - 1], k, w[L - 1]);
     return loss;
   }
 
@@ -385,13 +449,20 @@ const LinlabCore = (function () {
     const mu = name === "momentum" ? settings.momentum : 0;
     let bufs = null; // torch's convention: the first buffer is the gradient itself
     return (lr, grads) => {
-      if (mu) {
-        bufs = bufs ? bufs.map((b, j) => { const g = grads[j].a; for (let i = 0; i < b.length; i++) b[i] = b[i] * mu + g[i]; return b; })
-          : grads.map((G) => Float64Array.from(G.a));
-      }
+      const first = mu && !bufs;
+      if (first) bufs = grads.map((G) => Float64Array.from(G.a));
       Ws.forEach((W, j) => {
-        const p = W.a, g = mu ? bufs[j] : grads[j].a;
-        for (let i = 0; i < p.length; i++) p[i] -= lr * g[i];
+        const p = W.a, g = grads[j].a;
+        if (!mu) {
+          for (let i = 0; i < p.length; i++) p[i] -= lr * g[i];
+          return;
+        }
+        const b = bufs[j];
+        for (let i = 0; i < p.length; i++) {
+          const v = first ? b[i] : b[i] * mu + g[i];
+          b[i] = v;
+          p[i] -= lr * v;
+        }
       });
     };
   }

@@ -52,7 +52,7 @@ const LinlabRules = (function () {
     const history = [], best = [], sv = [], svEpochs = [];
     let outcome = "max_epochs", message = "", snapshot = null, epochsToTol = null;
     for (let t = 0; t <= epochs; t++) {
-      const loss = C.epoch(prob, factors, ws), P = ws.pre[factors.length - 1];
+      const loss = C.epoch(prob, factors, ws), P = ws.P;
       const limit = rules.diverge_factor * Math.max(history.length ? history[0] : loss, 1e-300);
       if (!history.length && !Number.isFinite(loss)) {
         throw new Error(`the loss at the initial factors is ${loss}: lower the init scale.`);
