@@ -263,71 +263,79 @@ const LinlabCore = (function () {
   // With k targets few, the chains of the gradient ∂ℓ/∂Wj = (W1⋯W_{j−1})ᵀ G (W_{j+1}⋯WL)ᵀ are
   // products with k vectors: an epoch costs O(L·h²·k), not the O(L·d·h²) of the prefixes W1⋯Wj.
   // They are kept as k rows (k, w). Each entry is a sum over t in ascending order, as in matmul;
-  // four entries are summed side by side (independent additions, so the processor overlaps them).
+  // four entries are summed side by side (independent additions, which the processor overlaps).
+  // Both take X's rows two at a time, so each entry of A read serves two sums.
   function rowsTimesT(out, x, k, n, a, m) { // out (k, m) = X (k, n) · Aᵀ, A (m, n): X's rows through A
-    for (let c = 0; c < k; c++) {
-      const xo = c * n, o = c * m;
+    for (let c = 0; c < k; c += 2) {
+      const two = c + 1 < k, x0 = c * n, x1 = two ? x0 + n : x0, o0 = c * m, o1 = two ? o0 + m : o0;
       let i = 0;
-      for (; i + 3 < m; i += 4) {
-        const a0 = i * n, a1 = a0 + n, a2 = a1 + n, a3 = a2 + n;
-        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (; i + 1 < m; i += 2) {
+        const a0 = i * n, a1 = a0 + n;
+        let s00 = 0, s01 = 0, s10 = 0, s11 = 0;
         for (let t = 0; t < n; t++) {
-          const v = x[xo + t];
-          s0 += v * a[a0 + t]; s1 += v * a[a1 + t]; s2 += v * a[a2 + t]; s3 += v * a[a3 + t];
+          const u = x[x0 + t], v = x[x1 + t], p = a[a0 + t], q = a[a1 + t];
+          s00 += u * p; s01 += u * q; s10 += v * p; s11 += v * q;
         }
-        out[o + i] = s0; out[o + i + 1] = s1; out[o + i + 2] = s2; out[o + i + 3] = s3;
+        out[o0 + i] = s00; out[o0 + i + 1] = s01;
+        if (two) { out[o1 + i] = s10; out[o1 + i + 1] = s11; }
       }
       for (; i < m; i++) {
-        let s = 0;
-        for (let t = 0; t < n; t++) s += x[xo + t] * a[i * n + t];
-        out[o + i] = s;
+        let s0 = 0, s1 = 0;
+        for (let t = 0; t < n; t++) { s0 += x[x0 + t] * a[i * n + t]; s1 += x[x1 + t] * a[i * n + t]; }
+        out[o0 + i] = s0;
+        if (two) out[o1 + i] = s1;
       }
     }
   }
   function rowsTimes(out, x, k, n, a, m) { // out (k, m) = X (k, n) · A, A (n, m)
-    for (let c = 0; c < k; c++) {
-      const xo = c * n, o = c * m;
+    for (let c = 0; c < k; c += 2) {
+      const two = c + 1 < k, x0 = c * n, x1 = two ? x0 + n : x0, o0 = c * m, o1 = two ? o0 + m : o0;
       let i = 0;
-      for (; i + 3 < m; i += 4) {
-        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (; i + 1 < m; i += 2) {
+        let s00 = 0, s01 = 0, s10 = 0, s11 = 0;
         for (let t = 0; t < n; t++) {
-          const v = x[xo + t], r = t * m + i;
-          s0 += v * a[r]; s1 += v * a[r + 1]; s2 += v * a[r + 2]; s3 += v * a[r + 3];
+          const u = x[x0 + t], v = x[x1 + t], r = t * m + i, p = a[r], q = a[r + 1];
+          s00 += u * p; s01 += u * q; s10 += v * p; s11 += v * q;
         }
-        out[o + i] = s0; out[o + i + 1] = s1; out[o + i + 2] = s2; out[o + i + 3] = s3;
+        out[o0 + i] = s00; out[o0 + i + 1] = s01;
+        if (two) { out[o1 + i] = s10; out[o1 + i + 1] = s11; }
       }
       for (; i < m; i++) {
-        let s = 0;
-        for (let t = 0; t < n; t++) s += x[xo + t] * a[t * m + i];
-        out[o + i] = s;
+        let s0 = 0, s1 = 0;
+        for (let t = 0; t < n; t++) { s0 += x[x0 + t] * a[t * m + i]; s1 += x[x1 + t] * a[t * m + i]; }
+        out[o0 + i] = s0;
+        if (two) out[o1 + i] = s1;
       }
     }
   }
-  function outerSum(out, x, m, y, n, k) { // out (m, n) = Xᵀ · Y, X (k, m), Y (k, n): Σ_c x_c y_cᵀ
-    for (let i = 0; i < m; i++) { // c = 0 and 1 in one pass (0 + a + b = a + b)
-      const v0 = x[i], v1 = k > 1 ? x[m + i] : 0, o = i * n;
-      if (k > 1) for (let j = 0; j < n; j++) out[o + j] = v0 * y[j] + v1 * y[n + j];
-      else for (let j = 0; j < n; j++) out[o + j] = v0 * y[j];
+  function outerRow(out, x, m, y, n, k, i) { // row i of Xᵀ·Y = Σ_c x_c y_cᵀ, X (k, m), Y (k, n)
+    const v0 = x[i];
+    if (k > 1) { // c = 0 and 1 in one pass (0 + a + b = a + b)
+      const v1 = x[m + i];
+      for (let j = 0; j < n; j++) out[j] = v0 * y[j] + v1 * y[n + j];
+    } else {
+      for (let j = 0; j < n; j++) out[j] = v0 * y[j];
     }
     for (let c = 2; c < k; c++) {
-      for (let i = 0; i < m; i++) {
-        const v = x[c * m + i], o = i * n, r = c * n;
-        for (let j = 0; j < n; j++) out[o + j] += v * y[r + j];
-      }
+      const v = x[c * m + i], r = c * n;
+      for (let j = 0; j < n; j++) out[j] += v * y[r + j];
     }
   }
   function transposeInto(out, a, m, n) { // out (n, m) = Aᵀ, A (m, n)
     for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[j * m + i] = a[i * n + j];
   }
   function workspace(prob, widths) {
-    // right[j] = (W_{j+1}⋯WL)ᵀ, (k, w_j), so right[0] = Pᵀ; left[j] = ((W1⋯Wj)ᵀ G)ᵀ, (k, w_j)
+    // right[j] = (W_{j+1}⋯WL)ᵀ, (k, w_j), so right[0] = Pᵀ and right[L] = I; left[j] = ((W1⋯Wj)ᵀ G)ᵀ,
+    // (k, w_j). The gradient ∂ℓ/∂W_{j+1} = left[j]ᵀ·right[j+1] is made a row at a time, as the
+    // optimizer takes it (gradRow): it never leaves the cache.
     const L = widths.length - 1, d = widths[0], k = widths[L], rows = () => widths.slice(0, L).map((w) => new Float64Array(k * w));
+    const right = [...rows(), identity(k).a], left = rows();
     return {
-      widths, right: rows(), left: rows(), P: mat(d, k), D: new Float64Array(d * k), Z: new Float64Array(d * k),
-      Vt: transpose(prob.V).a, grads: widths.slice(0, L).map((w, j) => mat(w, widths[j + 1])),
+      widths, right, left, P: mat(d, k), D: new Float64Array(d * k), Z: new Float64Array(d * k), Vt: transpose(prob.V).a,
+      gradRow: (j, i, out) => outerRow(out, left[j], widths[j], right[j + 1], widths[j + 1], k, i),
     };
   }
-  function epoch(prob, Ws, ws) { // → the loss at Ws; ws.P holds W1⋯WL, ws.grads ∂ℓ/∂Wj
+  function epoch(prob, Ws, ws) { // → the loss at Ws; ws.P holds W1⋯WL, ws.gradRow gives ∂ℓ/∂Wj
     const L = Ws.length, w = ws.widths, d = prob.d, k = prob.k, lam = prob.lam;
     const { right, left, D, Z, Vt } = ws, P = ws.P.a, P0 = prob.P0.a, r = prob.r.a, V = prob.V.a;
     transposeInto(right[L - 1], Ws[L - 1].a, w[L - 1], k);
@@ -356,8 +364,6 @@ const LinlabCore = (function () {
       }
     }
     for (let j = 1; j < L; j++) rowsTimes(left[j], left[j - 1], k, w[j - 1], Ws[j - 1].a, w[j]);
-    for (let j = 0; j < L - 1; j++) outerSum(ws.grads[j].a, left[j], w[j], right[j + 1], w[j + 1], k);
-    transposeInto(ws.grads[L - 1].a, left[L - 1], k, w[L - 1]);
     return loss;
   }
 
@@ -427,43 +433,51 @@ const LinlabCore = (function () {
   }
 
   // ---- optimizers: linlab/optim.py (torch.optim's algorithms) ----
+  // step(lr, gradRow): gradRow(j, i, g) writes row i of ∂ℓ/∂Wj into g; each update is a flat loop
+  // over that row (entries o to o + n of the factor), with its numbers in locals
+  function sgdStep(p, g, lr, o, n) {
+    for (let q = 0; q < n; q++) p[o + q] -= lr * g[q];
+  }
+  function momentumStep(p, g, b, mu, lr, o, n) { // heavy ball: b ← μb + g, p ← p − lr·b
+    for (let q = 0; q < n; q++) { // torch's first buffer is the gradient itself: μ·0 + g
+      const v = b[o + q] * mu + g[q];
+      b[o + q] = v;
+      p[o + q] -= lr * v;
+    }
+  }
+  function adamStep(p, g, m, v, b1, b2, eps, c1, c2, lr, o, n) {
+    for (let q = 0; q < n; q++) {
+      const e = o + q;
+      m[e] = m[e] * b1 + (1 - b1) * g[q];
+      v[e] = v[e] * b2 + (1 - b2) * g[q] * g[q];
+      const denom = Math.pow(v[e], 0.5) / c2 + eps;
+      p[e] -= (lr / c1) * m[e] / denom;
+    }
+  }
   function optimizer(name, Ws, settings) {
-    const zeros = () => Ws.map((W) => new Float64Array(W.a.length));
+    const L = Ws.length, zeros = () => Ws.map((W) => new Float64Array(W.a.length));
+    const g = new Float64Array(Math.max(...Ws.map((W) => W.cols)));
     if (name === "adam") {
       const [b1, b2] = settings.betas, eps = settings.eps, m = zeros(), v = zeros();
       let t = 0;
-      return (lr, grads) => {
+      return (lr, gradRow) => {
         t += 1;
         const c1 = 1 - Math.pow(b1, t), c2 = Math.pow(1 - Math.pow(b2, t), 0.5);
-        Ws.forEach((W, j) => {
-          const p = W.a, g = grads[j].a, mj = m[j], vj = v[j];
-          for (let i = 0; i < p.length; i++) {
-            mj[i] = mj[i] * b1 + (1 - b1) * g[i];
-            vj[i] = vj[i] * b2 + (1 - b2) * g[i] * g[i];
-            const denom = Math.pow(vj[i], 0.5) / c2 + eps;
-            p[i] -= (lr / c1) * mj[i] / denom;
-          }
-        });
+        for (let j = 0; j < L; j++) {
+          const W = Ws[j], n = W.cols;
+          for (let i = 0; i < W.rows; i++) { gradRow(j, i, g); adamStep(W.a, g, m[j], v[j], b1, b2, eps, c1, c2, lr, i * n, n); }
+        }
       };
     }
-    const mu = name === "momentum" ? settings.momentum : 0;
-    let bufs = null; // torch's convention: the first buffer is the gradient itself
-    return (lr, grads) => {
-      const first = mu && !bufs;
-      if (first) bufs = grads.map((G) => Float64Array.from(G.a));
-      Ws.forEach((W, j) => {
-        const p = W.a, g = grads[j].a;
-        if (!mu) {
-          for (let i = 0; i < p.length; i++) p[i] -= lr * g[i];
-          return;
+    const mu = name === "momentum" ? settings.momentum : 0, bufs = zeros();
+    return (lr, gradRow) => {
+      for (let j = 0; j < L; j++) {
+        const W = Ws[j], n = W.cols;
+        for (let i = 0; i < W.rows; i++) {
+          gradRow(j, i, g);
+          if (mu) momentumStep(W.a, g, bufs[j], mu, lr, i * n, n); else sgdStep(W.a, g, lr, i * n, n);
         }
-        const b = bufs[j];
-        for (let i = 0; i < p.length; i++) {
-          const v = first ? b[i] : b[i] * mu + g[i];
-          b[i] = v;
-          p[i] -= lr * v;
-        }
-      });
+      }
     };
   }
 
