@@ -308,17 +308,17 @@ const LinlabCore = (function () {
       }
     }
   }
-  function outerRow(out, x, m, y, n, k, i) { // row i of Xᵀ·Y = Σ_c x_c y_cᵀ, X (k, m), Y (k, n)
-    const v0 = x[i];
-    if (k > 1) { // c = 0 and 1 in one pass (0 + a + b = a + b)
-      const v1 = x[m + i];
-      for (let j = 0; j < n; j++) out[j] = v0 * y[j] + v1 * y[n + j];
-    } else {
-      for (let j = 0; j < n; j++) out[j] = v0 * y[j];
+  function outerSum(out, x, m, y, n, k) { // out (m, n) = Xᵀ·Y = Σ_c x_c y_cᵀ, X (k, m), Y (k, n)
+    for (let i = 0; i < m; i++) {
+      const v0 = x[i], v1 = k > 1 ? x[m + i] : 0, o = i * n;
+      if (k > 1) for (let j = 0; j < n; j++) out[o + j] = v0 * y[j] + v1 * y[n + j]; // 0 + a + b = a + b
+      else for (let j = 0; j < n; j++) out[o + j] = v0 * y[j];
     }
     for (let c = 2; c < k; c++) {
-      const v = x[c * m + i], r = c * n;
-      for (let j = 0; j < n; j++) out[j] += v * y[r + j];
+      for (let i = 0; i < m; i++) {
+        const v = x[c * m + i], o = i * n, r = c * n;
+        for (let j = 0; j < n; j++) out[o + j] += v * y[r + j];
+      }
     }
   }
   function transposeInto(out, a, m, n) { // out (n, m) = Aᵀ, A (m, n)
@@ -326,16 +326,16 @@ const LinlabCore = (function () {
   }
   function workspace(prob, widths) {
     // right[j] = (W_{j+1}⋯WL)ᵀ, (k, w_j), so right[0] = Pᵀ and right[L] = I; left[j] = ((W1⋯Wj)ᵀ G)ᵀ,
-    // (k, w_j). The gradient ∂ℓ/∂W_{j+1} = left[j]ᵀ·right[j+1] is made a row at a time, as the
-    // optimizer takes it (gradRow): it never leaves the cache.
+    // (k, w_j). The gradient ∂ℓ/∂W_{j+1} = left[j]ᵀ·right[j+1] is left as these two factors
+    // (ws.grad): the optimizer forms its entries as it applies them.
     const L = widths.length - 1, d = widths[0], k = widths[L], rows = () => widths.slice(0, L).map((w) => new Float64Array(k * w));
     const right = [...rows(), identity(k).a], left = rows();
     return {
       widths, right, left, P: mat(d, k), D: new Float64Array(d * k), Z: new Float64Array(d * k), Vt: transpose(prob.V).a,
-      gradRow: (j, i, out) => outerRow(out, left[j], widths[j], right[j + 1], widths[j + 1], k, i),
+      grad: { k, factors: (j) => [left[j], widths[j], right[j + 1], widths[j + 1]] },
     };
   }
-  function epoch(prob, Ws, ws) { // → the loss at Ws; ws.P holds W1⋯WL, ws.gradRow gives ∂ℓ/∂Wj
+  function epoch(prob, Ws, ws) { // → the loss at Ws; ws.P holds W1⋯WL, ws.grad gives ∂ℓ/∂Wj
     const L = Ws.length, w = ws.widths, d = prob.d, k = prob.k, lam = prob.lam;
     const { right, left, D, Z, Vt } = ws, P = ws.P.a, P0 = prob.P0.a, r = prob.r.a, V = prob.V.a;
     transposeInto(right[L - 1], Ws[L - 1].a, w[L - 1], k);
@@ -433,50 +433,64 @@ const LinlabCore = (function () {
   }
 
   // ---- optimizers: linlab/optim.py (torch.optim's algorithms) ----
-  // step(lr, gradRow): gradRow(j, i, g) writes row i of ∂ℓ/∂Wj into g; each update is a flat loop
-  // over that row (entries o to o + n of the factor), with its numbers in locals
-  function sgdStep(p, g, lr, o, n) {
-    for (let q = 0; q < n; q++) p[o + q] -= lr * g[q];
+  // step(lr, grad): grad.factors(j) = [X, m, Y, n], ∂ℓ/∂Wj = XᵀY with X (k, m), Y (k, n). Each update
+  // is a flat loop with its numbers in locals; for k ≤ 2 (one or two targets) SGD and momentum
+  // form each gradient entry as they apply it, else (and Adam) the gradient is made first.
+  function sgdStep(p, g, lr) {
+    for (let i = 0; i < p.length; i++) p[i] -= lr * g[i];
   }
-  function momentumStep(p, g, b, mu, lr, o, n) { // heavy ball: b ← μb + g, p ← p − lr·b
-    for (let q = 0; q < n; q++) { // torch's first buffer is the gradient itself: μ·0 + g
-      const v = b[o + q] * mu + g[q];
-      b[o + q] = v;
-      p[o + q] -= lr * v;
+  function momentumStep(p, g, b, mu, lr) { // heavy ball: b ← μb + g, p ← p − lr·b
+    for (let i = 0; i < p.length; i++) { // torch's first buffer is the gradient itself: μ·0 + g
+      const v = b[i] * mu + g[i];
+      b[i] = v;
+      p[i] -= lr * v;
     }
   }
-  function adamStep(p, g, m, v, b1, b2, eps, c1, c2, lr, o, n) {
-    for (let q = 0; q < n; q++) {
-      const e = o + q;
-      m[e] = m[e] * b1 + (1 - b1) * g[q];
-      v[e] = v[e] * b2 + (1 - b2) * g[q] * g[q];
-      const denom = Math.pow(v[e], 0.5) / c2 + eps;
-      p[e] -= (lr / c1) * m[e] / denom;
+  function momentumOuter(p, b, x, m, y, n, k, mu, lr) { // momentumStep with g = XᵀY made in place, k ≤ 2
+    for (let i = 0; i < m; i++) {
+      const v0 = x[i], v1 = x[(k - 1) * m + i], o = i * n, y1 = (k - 1) * n;
+      if (k === 1) {
+        for (let j = 0; j < n; j++) { const v = b[o + j] * mu + v0 * y[j]; b[o + j] = v; p[o + j] -= lr * v; }
+      } else {
+        for (let j = 0; j < n; j++) { const v = b[o + j] * mu + (v0 * y[j] + v1 * y[y1 + j]); b[o + j] = v; p[o + j] -= lr * v; }
+      }
+    }
+  }
+  function sgdOuter(p, x, m, y, n, k, lr) { // sgdStep with g = XᵀY made in place, k ≤ 2
+    for (let i = 0; i < m; i++) {
+      const v0 = x[i], v1 = x[(k - 1) * m + i], o = i * n, y1 = (k - 1) * n;
+      if (k === 1) for (let j = 0; j < n; j++) p[o + j] -= lr * (v0 * y[j]);
+      else for (let j = 0; j < n; j++) p[o + j] -= lr * (v0 * y[j] + v1 * y[y1 + j]);
+    }
+  }
+  function adamStep(p, g, m, v, b1, b2, eps, c1, c2, lr) {
+    for (let i = 0; i < p.length; i++) {
+      m[i] = m[i] * b1 + (1 - b1) * g[i];
+      v[i] = v[i] * b2 + (1 - b2) * g[i] * g[i];
+      const denom = Math.pow(v[i], 0.5) / c2 + eps;
+      p[i] -= (lr / c1) * m[i] / denom;
     }
   }
   function optimizer(name, Ws, settings) {
-    const L = Ws.length, zeros = () => Ws.map((W) => new Float64Array(W.a.length));
-    const g = new Float64Array(Math.max(...Ws.map((W) => W.cols)));
+    const L = Ws.length, zeros = () => Ws.map((W) => new Float64Array(W.a.length)), g = zeros();
+    const gradient = (grad, j) => { const [x, m, y, n] = grad.factors(j); outerSum(g[j], x, m, y, n, grad.k); return g[j]; };
     if (name === "adam") {
       const [b1, b2] = settings.betas, eps = settings.eps, m = zeros(), v = zeros();
       let t = 0;
-      return (lr, gradRow) => {
+      return (lr, grad) => {
         t += 1;
         const c1 = 1 - Math.pow(b1, t), c2 = Math.pow(1 - Math.pow(b2, t), 0.5);
-        for (let j = 0; j < L; j++) {
-          const W = Ws[j], n = W.cols;
-          for (let i = 0; i < W.rows; i++) { gradRow(j, i, g); adamStep(W.a, g, m[j], v[j], b1, b2, eps, c1, c2, lr, i * n, n); }
-        }
+        for (let j = 0; j < L; j++) adamStep(Ws[j].a, gradient(grad, j), m[j], v[j], b1, b2, eps, c1, c2, lr);
       };
     }
-    const mu = name === "momentum" ? settings.momentum : 0, bufs = zeros();
-    return (lr, gradRow) => {
+    const mu = name === "momentum" ? settings.momentum : 0, bufs = mu ? zeros() : null;
+    return (lr, grad) => {
       for (let j = 0; j < L; j++) {
-        const W = Ws[j], n = W.cols;
-        for (let i = 0; i < W.rows; i++) {
-          gradRow(j, i, g);
-          if (mu) momentumStep(W.a, g, bufs[j], mu, lr, i * n, n); else sgdStep(W.a, g, lr, i * n, n);
-        }
+        const [x, m, y, n] = grad.factors(j), k = grad.k;
+        if (k <= 2 && mu) momentumOuter(Ws[j].a, bufs[j], x, m, y, n, k, mu, lr);
+        else if (k <= 2) sgdOuter(Ws[j].a, x, m, y, n, k, lr);
+        else if (mu) momentumStep(Ws[j].a, gradient(grad, j), bufs[j], mu, lr);
+        else sgdStep(Ws[j].a, gradient(grad, j), lr);
       }
     };
   }

@@ -81,7 +81,7 @@ const LinlabRules = (function () {
         break;
       }
       if (snapshot) snapshot.forEach((W, j) => W.a.set(factors[j].a)); else snapshot = factors.map(C.copy);
-      step(lr, ws.gradRow);
+      step(lr, ws.grad);
     }
     const last = history.length - 1;
     if (svEpochs[svEpochs.length - 1] !== last) { sv.push(C.singularValues(C.product(factors))); svEpochs.push(last); }
