@@ -20,6 +20,7 @@ Timings are printed, never asserted.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -76,7 +77,7 @@ def main(argv=None) -> None:
 
     from linlab.explore.page import _uplot
 
-    data = seed_dataset()
+    data, load = seed_dataset(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         path = write_explorer(data, Path(tmp) / "explorer.html")
         size, uplot_size = path.stat().st_size, sum(len(text.encode()) for text in _uplot())
@@ -108,7 +109,9 @@ def main(argv=None) -> None:
                       f"{train:.1f} ms | {draw:.1f} ms | {numpy_ms:.1f} ms | "
                       f"{train / numpy_ms:.2f} |")
             browser.close()
-    print("\none frame at 60 Hz is 16.7 ms; timings vary with the machine's load (printed, never asserted)",
+    print(f"\nload average (1 min): {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end "
+          f"({os.cpu_count()} cores)")
+    print("one frame at 60 Hz is 16.7 ms; timings vary with the machine's load (printed, never asserted)",
           file=sys.stderr)
 
 

@@ -91,11 +91,11 @@
     const x = Float64Array.from(h, (_, i) => i), series = [{ label: "loss", stroke: "#1f4e79", width: 2, points: n < 30 }];
     const data = [x, Float64Array.from(h)]; // a run that blew up at once still shows: its few points are marked
     if (floors.ls_loss > 0) {
-      series.push({ label: `least-squares optimum L* = ${fmt(floors.ls_loss, 4)}`, stroke: "#27ae60", width: 1.5, dash: [6, 4] });
+      series.push({ label: `least-squares optimum L* = ${fmt(floors.ls_loss, 4)}`, stroke: "#27ae60", width: 1.5, dash: [6, 4], points: n < 2 });
       data.push(constant(n, floors.ls_loss));
     }
     if (r < floors.fitted_rank) {
-      series.push({ label: `rank-${r} floor = ${fmt(floors.loss[r - 1], 4)}`, stroke: "#d68910", width: 1.5, dash: [2, 3] });
+      series.push({ label: `rank-${r} floor = ${fmt(floors.loss[r - 1], 4)}`, stroke: "#d68910", width: 1.5, dash: [2, 3], points: n < 2 });
       data.push(constant(n, floors.loss[r - 1]));
     }
     legend("loss-legend", series);
@@ -108,7 +108,7 @@
     for (let i = 0; i < m; i++) {
       series.push({ label: `σ${i + 1}(W)`, stroke: colors[i], width: 2, points: n < 30 });
       data.push(Float64Array.from(run.sv, (s) => s[i]));
-      series.push({ label: "targets (σ of least-squares W)", stroke: colors[i], width: 1, dash: [6, 4], legend: i === 0 });
+      series.push({ label: "targets (σ of least-squares W)", stroke: colors[i], width: 1, dash: [6, 4], legend: i === 0, points: n < 2 });
       data.push(constant(n, S.ls_sv[i]));
     }
     legend("sv-legend", series);
