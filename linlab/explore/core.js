@@ -332,7 +332,7 @@ const LinlabCore = (function () {
     const right = [...rows(), identity(k).a], left = rows();
     return {
       widths, right, left, P: mat(d, k), D: new Float64Array(d * k), Z: new Float64Array(d * k), Vt: transpose(prob.V).a,
-      grad: { k, factors: (j) => [left[j], widths[j], right[j + 1], widths[j + 1]] },
+      grad: { k, factors: left.map((x, j) => [x, widths[j], right[j + 1], widths[j + 1]]) },
     };
   }
   function epoch(prob, Ws, ws) { // → the loss at Ws; ws.P holds W1⋯WL, ws.grad gives ∂ℓ/∂Wj
@@ -433,7 +433,7 @@ const LinlabCore = (function () {
   }
 
   // ---- optimizers: linlab/optim.py (torch.optim's algorithms) ----
-  // step(lr, grad): grad.factors(j) = [X, m, Y, n], ∂ℓ/∂Wj = XᵀY with X (k, m), Y (k, n). Each update
+  // step(lr, grad): grad.factors[j] = [X, m, Y, n], ∂ℓ/∂Wj = XᵀY with X (k, m), Y (k, n). Each update
   // is a flat loop with its numbers in locals; for k ≤ 2 (one or two targets) SGD and momentum
   // form each gradient entry as they apply it, else (and Adam) the gradient is made first.
   function sgdStep(p, g, lr) {
@@ -473,7 +473,7 @@ const LinlabCore = (function () {
   }
   function optimizer(name, Ws, settings) {
     const L = Ws.length, zeros = () => Ws.map((W) => new Float64Array(W.a.length)), g = zeros();
-    const gradient = (grad, j) => { const [x, m, y, n] = grad.factors(j); outerSum(g[j], x, m, y, n, grad.k); return g[j]; };
+    const gradient = (grad, j) => { const [x, m, y, n] = grad.factors[j]; outerSum(g[j], x, m, y, n, grad.k); return g[j]; };
     if (name === "adam") {
       const [b1, b2] = settings.betas, eps = settings.eps, m = zeros(), v = zeros();
       let t = 0;
@@ -486,7 +486,7 @@ const LinlabCore = (function () {
     const mu = name === "momentum" ? settings.momentum : 0, bufs = mu ? zeros() : null;
     return (lr, grad) => {
       for (let j = 0; j < L; j++) {
-        const [x, m, y, n] = grad.factors(j), k = grad.k;
+        const [x, m, y, n] = grad.factors[j], k = grad.k;
         if (k <= 2 && mu) momentumOuter(Ws[j].a, bufs[j], x, m, y, n, k, mu, lr);
         else if (k <= 2) sgdOuter(Ws[j].a, x, m, y, n, k, lr);
         else if (mu) momentumStep(Ws[j].a, gradient(grad, j), bufs[j], mu, lr);
