@@ -186,10 +186,10 @@
     stats.drawMs = stats.curveMs - stats.trainMs + performance.now() - t1;
   }
 
-  function schedule() { // at once when idle; during a redraw, once more after it (changes coalesce)
-    if (pending) return;
+  function schedule() { // at once when idle (in the event's own task); during a redraw, once more after it
+    if (pending) return; // (changes coalesce)
     pending = true;
-    if (!rendering) setTimeout(render, 0);
+    if (!rendering) render();
   }
 
   const api = {
