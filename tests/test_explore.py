@@ -87,7 +87,7 @@ def test_the_page_embeds_statistics_never_rows_and_loads_nothing(seed_data):
     assert longest(payload) <= seed_data.n_features < seed_data.n_samples  # nothing is n long
     assert payload["stats"]["n"] == 1000 and payload["controls"]["lr"] == 1e-5
     assert "<script src" not in html and "<link" not in html  # no file, no network
-    assert html.count("<script>") == 5 and "Plotly" in html
+    assert html.count("<script>") == 5 and html.count("<style>") == 2
 
 
 @pytest.mark.parametrize("options, message", [
@@ -106,10 +106,15 @@ def test_bad_options_are_refused_by_name(seed_data, tmp_path, options, message):
     assert not (tmp_path / "page.html").exists()
 
 
-def test_without_plotly_the_error_says_what_to_install(seed_data, monkeypatch, tmp_path):
-    monkeypatch.setitem(__import__("sys").modules, "plotly.offline", None)
-    with pytest.raises(ImportError, match=r"pip install plotly"):
-        write_explorer(seed_data, tmp_path / "page.html")
+def test_the_page_inlines_the_vendored_chart_library_and_ships_its_licence(seed_data):
+    from importlib import resources
+
+    vendor = resources.files("linlab.explore").joinpath("vendor")
+    script = vendor.joinpath("uPlot.iife.min.js").read_text(encoding="utf-8")
+    html = explorer_html(seed_data)
+    assert script.startswith("/*! https://github.com/leeoniya/uPlot (v1.6.32) */") and script in html
+    assert vendor.joinpath("uPlot.min.css").read_text(encoding="utf-8") in html
+    assert "The MIT License" in vendor.joinpath("uPlot.LICENSE").read_text(encoding="utf-8")
 
 
 def test_cli_writes_the_page_of_the_training_rows(in_tmp):

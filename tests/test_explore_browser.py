@@ -165,3 +165,19 @@ def test_dragging_a_slider_reruns_the_training(browser_page, explorer, tmp_path)
     page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
     assert (tmp_path / "explorer.png").stat().st_size > 20_000
     assert page.console_errors == []
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_one_target_and_three_train_as_linlab_does(browser_page, tmp_path, k):
+    # the page forms SGD and momentum's gradients in place for k <= 2 and makes them whole for k > 2
+    data = synthetic(n=200, d=4, k=k, noise=0.1, seed=2)
+    page = open_page(browser_page, write_explorer(data, tmp_path / f"k{k}.html"))
+    for controls in (dict(depth=3, width=6, optimizer="sgd", lr=1e-6),
+                     dict(depth=3, width=6, optimizer="momentum", lr=1e-7),
+                     dict(depth=2, width=6, optimizer="adam", lr=1e-2)):
+        state = set_through_dom(page, {**controls, "epochs": 300})
+        result = linlab_run(state, data)
+        assert state["error"] is None and len(state["history"]) == len(result.history), controls
+        assert state["history"][-1] < 1e-2 * state["history"][0], controls  # runs that went somewhere
+        np.testing.assert_allclose(state["history"], result.history, rtol=1e-9, atol=0, err_msg=str(controls))
+    assert page.console_errors == []

@@ -54,7 +54,6 @@ def explore(out, open_page, **settings):
     from pathlib import Path
 
     from ..explore import write_explorer
-    from . import UserError
     from .options import check_output_file, data_file, load_data
 
     data_settings = {name: settings.pop(name) for name in DATA_KEYS}
@@ -63,12 +62,9 @@ def explore(out, open_page, **settings):
                      delimiter=data_settings["delimiter"], standardize=data_settings["standardize"])
     if data_settings["val_fraction"] is not None:  # the page trains on the training rows only
         data, _ = data.split(data_settings["val_fraction"], data_settings["split_seed"])
-    try:
-        path = write_explorer(data, out, **{k: v for k, v in settings.items() if v is not None})
-    except ImportError as e:
-        raise UserError(str(e)) from None
+    path = write_explorer(data, out, **{k: v for k, v in settings.items() if v is not None})
     size = Path(path).stat().st_size
-    click.echo(f"wrote {path} ({size / 2**20:.1f} MiB, statistics of {data.n_samples} rows of {data.name}); "
+    click.echo(f"wrote {path} ({size / 1024:.0f} KiB, statistics of {data.n_samples} rows of {data.name}); "
                f"open {Path(path).resolve().as_uri()}")
     if open_page:
         import webbrowser

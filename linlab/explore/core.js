@@ -259,41 +259,111 @@ const LinlabCore = (function () {
     const pre = prefixes(Ws), suf = suffixes(Ws);
     return Ws.map((_, j) => sandwich(pre[j], G, suf[j]));
   }
-  // one epoch's loss and gradients into buffers allocated once per run (no garbage per epoch)
+  // ---- one epoch, into buffers allocated once per run (no garbage per epoch) ----
+  // With k targets few, the chains of the gradient ∂ℓ/∂Wj = (W1⋯W_{j−1})ᵀ G (W_{j+1}⋯WL)ᵀ are
+  // products with k vectors: an epoch costs O(L·h²·k), not the O(L·d·h²) of the prefixes W1⋯Wj.
+  // They are kept as k rows (k, w). Each entry is a sum over t in ascending order, as in matmul;
+  // four entries are summed side by side (independent additions, which the processor overlaps).
+  // Both take X's rows two at a time, so each entry of A read serves two sums.
+  function rowsTimesT(out, x, k, n, a, m) { // out (k, m) = X (k, n) · Aᵀ, A (m, n): X's rows through A
+    for (let c = 0; c < k; c += 2) {
+      const two = c + 1 < k, x0 = c * n, x1 = two ? x0 + n : x0, o0 = c * m, o1 = two ? o0 + m : o0;
+      let i = 0;
+      for (; i + 1 < m; i += 2) {
+        const a0 = i * n, a1 = a0 + n;
+        let s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+        for (let t = 0; t < n; t++) {
+          const u = x[x0 + t], v = x[x1 + t], p = a[a0 + t], q = a[a1 + t];
+          s00 += u * p; s01 += u * q; s10 += v * p; s11 += v * q;
+        }
+        out[o0 + i] = s00; out[o0 + i + 1] = s01;
+        if (two) { out[o1 + i] = s10; out[o1 + i + 1] = s11; }
+      }
+      for (; i < m; i++) {
+        let s0 = 0, s1 = 0;
+        for (let t = 0; t < n; t++) { s0 += x[x0 + t] * a[i * n + t]; s1 += x[x1 + t] * a[i * n + t]; }
+        out[o0 + i] = s0;
+        if (two) out[o1 + i] = s1;
+      }
+    }
+  }
+  function rowsTimes(out, x, k, n, a, m) { // out (k, m) = X (k, n) · A, A (n, m)
+    for (let c = 0; c < k; c += 2) {
+      const two = c + 1 < k, x0 = c * n, x1 = two ? x0 + n : x0, o0 = c * m, o1 = two ? o0 + m : o0;
+      let i = 0;
+      for (; i + 1 < m; i += 2) {
+        let s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+        for (let t = 0; t < n; t++) {
+          const u = x[x0 + t], v = x[x1 + t], r = t * m + i, p = a[r], q = a[r + 1];
+          s00 += u * p; s01 += u * q; s10 += v * p; s11 += v * q;
+        }
+        out[o0 + i] = s00; out[o0 + i + 1] = s01;
+        if (two) { out[o1 + i] = s10; out[o1 + i + 1] = s11; }
+      }
+      for (; i < m; i++) {
+        let s0 = 0, s1 = 0;
+        for (let t = 0; t < n; t++) { s0 += x[x0 + t] * a[t * m + i]; s1 += x[x1 + t] * a[t * m + i]; }
+        out[o0 + i] = s0;
+        if (two) out[o1 + i] = s1;
+      }
+    }
+  }
+  function outerSum(out, x, m, y, n, k) { // out (m, n) = Xᵀ·Y = Σ_c x_c y_cᵀ, X (k, m), Y (k, n)
+    for (let i = 0; i < m; i++) {
+      const v0 = x[i], v1 = k > 1 ? x[m + i] : 0, o = i * n;
+      if (k > 1) for (let j = 0; j < n; j++) out[o + j] = v0 * y[j] + v1 * y[n + j]; // 0 + a + b = a + b
+      else for (let j = 0; j < n; j++) out[o + j] = v0 * y[j];
+    }
+    for (let c = 2; c < k; c++) {
+      for (let i = 0; i < m; i++) {
+        const v = x[c * m + i], o = i * n, r = c * n;
+        for (let j = 0; j < n; j++) out[o + j] += v * y[r + j];
+      }
+    }
+  }
+  function transposeInto(out, a, m, n) { // out (n, m) = Aᵀ, A (m, n)
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[j * m + i] = a[i * n + j];
+  }
   function workspace(prob, widths) {
-    const L = widths.length - 1, d = widths[0], k = widths[L];
+    // right[j] = (W_{j+1}⋯WL)ᵀ, (k, w_j), so right[0] = Pᵀ and right[L] = I; left[j] = ((W1⋯Wj)ᵀ G)ᵀ,
+    // (k, w_j). The gradient ∂ℓ/∂W_{j+1} = left[j]ᵀ·right[j+1] is left as these two factors
+    // (ws.grad): the optimizer forms its entries as it applies them.
+    const L = widths.length - 1, d = widths[0], k = widths[L], rows = () => widths.slice(0, L).map((w) => new Float64Array(k * w));
+    const right = [...rows(), identity(k).a], left = rows();
     return {
-      pre: widths.slice(1).map((w) => mat(d, w)), // pre[j] = W1⋯W_{j+1}
-      suf: widths.slice(1, L).map((_, j) => mat(widths[j + 1], k)), // suf[j] = W_{j+2}⋯WL
-      D: mat(d, k), Z: mat(d, k), G: mat(d, k), left: widths.slice(0, L).map((w) => mat(w, k)),
-      grads: widths.slice(0, L).map((w, j) => mat(w, widths[j + 1])),
+      widths, right, left, P: mat(d, k), D: new Float64Array(d * k), Z: new Float64Array(d * k), Vt: transpose(prob.V).a,
+      grad: { k, factors: left.map((x, j) => [x, widths[j], right[j + 1], widths[j + 1]]) },
     };
   }
-  function epoch(prob, Ws, ws) { // → the loss at Ws; ws.pre[L−1] holds P, ws.grads ∂ℓ/∂Wj
-    const L = Ws.length, k = prob.k;
-    ws.pre[0].a.set(Ws[0].a);
-    for (let j = 1; j < L; j++) matmul(ws.pre[j - 1], Ws[j], ws.pre[j]);
-    const P = ws.pre[L - 1], D = ws.D, Z = ws.Z, G = ws.G;
-    for (let i = 0; i < D.a.length; i++) D.a[i] = P.a[i] - prob.P0.a[i];
-    tmatmul(prob.V, D, Z);
+  function epoch(prob, Ws, ws) { // → the loss at Ws; ws.P holds W1⋯WL, ws.grad gives ∂ℓ/∂Wj
+    const L = Ws.length, w = ws.widths, d = prob.d, k = prob.k, lam = prob.lam;
+    const { right, left, D, Z, Vt } = ws, P = ws.P.a, P0 = prob.P0.a, r = prob.r.a, V = prob.V.a;
+    transposeInto(right[L - 1], Ws[L - 1].a, w[L - 1], k);
+    for (let j = L - 2; j >= 0; j--) rowsTimesT(right[j], right[j + 1], k, w[j + 1], Ws[j].a, w[j]);
+    transposeInto(P, right[0], k, d);
+    for (let i = 0; i < D.length; i++) D[i] = P[i] - P0[i];
     let quad = 0, cross = 0;
-    for (let i = 0; i < Z.rows; i++) {
+    for (let i = 0; i < d; i++) { // Z = VᵀΔ, the loss, then Z ← ΛVᵀΔ
       let row = 0;
-      for (let j = 0; j < k; j++) row += Z.a[i * k + j] * Z.a[i * k + j];
-      quad += prob.lam[i] * row;
+      for (let j = 0; j < k; j++) {
+        let s = 0;
+        for (let t = 0; t < d; t++) s += Vt[i * d + t] * D[t * k + j];
+        Z[i * k + j] = s;
+        row += s * s;
+      }
+      quad += lam[i] * row;
+      for (let j = 0; j < k; j++) Z[i * k + j] *= lam[i];
     }
-    for (let i = 0; i < D.a.length; i++) cross += D.a[i] * prob.r.a[i];
-    const loss = (quad + 2 * cross + prob.Lstar) / prob.entries;
-    for (let i = 0; i < Z.rows; i++) for (let j = 0; j < k; j++) Z.a[i * k + j] *= prob.lam[i]; // ΛVᵀΔ
-    matmul(prob.V, Z, G);
-    for (let i = 0; i < G.a.length; i++) G.a[i] = 2 * (G.a[i] + prob.r.a[i]) / prob.entries;
-    for (let j = L - 2; j >= 0; j--) (j === L - 2 ? ws.suf[j].a.set(Ws[L - 1].a) : matmul(Ws[j + 1], ws.suf[j + 1], ws.suf[j]));
-    ws.left[0].a.set(G.a); // left[j] = (W1⋯Wj)ᵀ G
-    for (let j = 1; j < L; j++) tmatmul(Ws[j - 1], ws.left[j - 1], ws.left[j]);
-    for (let j = 0; j < L; j++) {
-      if (j === L - 1) ws.grads[j].a.set(ws.left[j].a);
-      else matmult(ws.left[j], ws.suf[j], ws.grads[j]);
+    for (let i = 0; i < D.length; i++) cross += D[i] * r[i];
+    const loss = (quad + 2 * cross + prob.Lstar) / prob.entries, G = left[0];
+    for (let i = 0; i < d; i++) { // left[0] = Gᵀ, G = 2(VΛVᵀΔ + r)/entries
+      for (let j = 0; j < k; j++) {
+        let s = 0;
+        for (let t = 0; t < d; t++) s += V[i * d + t] * Z[t * k + j];
+        G[j * d + i] = 2 * (s + r[i * k + j]) / prob.entries;
+      }
     }
+    for (let j = 1; j < L; j++) rowsTimes(left[j], left[j - 1], k, w[j - 1], Ws[j - 1].a, w[j]);
     return loss;
   }
 
@@ -363,36 +433,65 @@ const LinlabCore = (function () {
   }
 
   // ---- optimizers: linlab/optim.py (torch.optim's algorithms) ----
+  // step(lr, grad): grad.factors[j] = [X, m, Y, n], ∂ℓ/∂Wj = XᵀY with X (k, m), Y (k, n). Each update
+  // is a flat loop with its numbers in locals; for k ≤ 2 (one or two targets) SGD and momentum
+  // form each gradient entry as they apply it, else (and Adam) the gradient is made first.
+  function sgdStep(p, g, lr) {
+    for (let i = 0; i < p.length; i++) p[i] -= lr * g[i];
+  }
+  function momentumStep(p, g, b, mu, lr) { // heavy ball: b ← μb + g, p ← p − lr·b
+    for (let i = 0; i < p.length; i++) { // torch's first buffer is the gradient itself: μ·0 + g
+      const v = b[i] * mu + g[i];
+      b[i] = v;
+      p[i] -= lr * v;
+    }
+  }
+  function momentumOuter(p, b, x, m, y, n, k, mu, lr) { // momentumStep with g = XᵀY made in place, k ≤ 2
+    for (let i = 0; i < m; i++) {
+      const v0 = x[i], v1 = x[(k - 1) * m + i], o = i * n, y1 = (k - 1) * n;
+      if (k === 1) {
+        for (let j = 0; j < n; j++) { const v = b[o + j] * mu + v0 * y[j]; b[o + j] = v; p[o + j] -= lr * v; }
+      } else {
+        for (let j = 0; j < n; j++) { const v = b[o + j] * mu + (v0 * y[j] + v1 * y[y1 + j]); b[o + j] = v; p[o + j] -= lr * v; }
+      }
+    }
+  }
+  function sgdOuter(p, x, m, y, n, k, lr) { // sgdStep with g = XᵀY made in place, k ≤ 2
+    for (let i = 0; i < m; i++) {
+      const v0 = x[i], v1 = x[(k - 1) * m + i], o = i * n, y1 = (k - 1) * n;
+      if (k === 1) for (let j = 0; j < n; j++) p[o + j] -= lr * (v0 * y[j]);
+      else for (let j = 0; j < n; j++) p[o + j] -= lr * (v0 * y[j] + v1 * y[y1 + j]);
+    }
+  }
+  function adamStep(p, g, m, v, b1, b2, eps, c1, c2, lr) {
+    for (let i = 0; i < p.length; i++) {
+      m[i] = m[i] * b1 + (1 - b1) * g[i];
+      v[i] = v[i] * b2 + (1 - b2) * g[i] * g[i];
+      const denom = Math.pow(v[i], 0.5) / c2 + eps;
+      p[i] -= (lr / c1) * m[i] / denom;
+    }
+  }
   function optimizer(name, Ws, settings) {
-    const zeros = () => Ws.map((W) => new Float64Array(W.a.length));
+    const L = Ws.length, zeros = () => Ws.map((W) => new Float64Array(W.a.length)), g = zeros();
+    const gradient = (grad, j) => { const [x, m, y, n] = grad.factors[j]; outerSum(g[j], x, m, y, n, grad.k); return g[j]; };
     if (name === "adam") {
       const [b1, b2] = settings.betas, eps = settings.eps, m = zeros(), v = zeros();
       let t = 0;
-      return (lr, grads) => {
+      return (lr, grad) => {
         t += 1;
         const c1 = 1 - Math.pow(b1, t), c2 = Math.pow(1 - Math.pow(b2, t), 0.5);
-        Ws.forEach((W, j) => {
-          const p = W.a, g = grads[j].a, mj = m[j], vj = v[j];
-          for (let i = 0; i < p.length; i++) {
-            mj[i] = mj[i] * b1 + (1 - b1) * g[i];
-            vj[i] = vj[i] * b2 + (1 - b2) * g[i] * g[i];
-            const denom = Math.pow(vj[i], 0.5) / c2 + eps;
-            p[i] -= (lr / c1) * mj[i] / denom;
-          }
-        });
+        for (let j = 0; j < L; j++) adamStep(Ws[j].a, gradient(grad, j), m[j], v[j], b1, b2, eps, c1, c2, lr);
       };
     }
-    const mu = name === "momentum" ? settings.momentum : 0;
-    let bufs = null; // torch's convention: the first buffer is the gradient itself
-    return (lr, grads) => {
-      if (mu) {
-        bufs = bufs ? bufs.map((b, j) => { const g = grads[j].a; for (let i = 0; i < b.length; i++) b[i] = b[i] * mu + g[i]; return b; })
-          : grads.map((G) => Float64Array.from(G.a));
+    const mu = name === "momentum" ? settings.momentum : 0, bufs = mu ? zeros() : null;
+    return (lr, grad) => {
+      for (let j = 0; j < L; j++) {
+        const [x, m, y, n] = grad.factors[j], k = grad.k;
+        if (k <= 2 && mu) momentumOuter(Ws[j].a, bufs[j], x, m, y, n, k, mu, lr);
+        else if (k <= 2) sgdOuter(Ws[j].a, x, m, y, n, k, lr);
+        else if (mu) momentumStep(Ws[j].a, gradient(grad, j), bufs[j], mu, lr);
+        else sgdStep(Ws[j].a, gradient(grad, j), lr);
       }
-      Ws.forEach((W, j) => {
-        const p = W.a, g = mu ? bufs[j] : grads[j].a;
-        for (let i = 0; i < p.length; i++) p[i] -= lr * g[i];
-      });
     };
   }
 

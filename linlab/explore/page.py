@@ -167,13 +167,9 @@ def _resource(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
-def _plotly_js() -> str:
-    try:
-        from plotly.offline import get_plotlyjs
-    except ImportError:
-        raise ImportError("the explorer inlines plotly.js from the `plotly` package, which is not installed; "
-                          "install it with: pip install plotly.") from None
-    return get_plotlyjs()
+def _uplot() -> tuple[str, str]:
+    """uPlot's script and stylesheet, vendored in ``vendor/`` (MIT, ``vendor/uPlot.LICENSE``)."""
+    return _resource("vendor/uPlot.iife.min.js"), _resource("vendor/uPlot.min.css")
 
 
 def _script_json(value) -> str:
@@ -193,7 +189,7 @@ def explorer_html(data: Dataset, **options) -> str:
     Returns
     -------
     str
-        The page: template, inlined plotly.js, the page's script and the statistics of
+        The page: template, inlined uPlot (script and stylesheet), the page's script and the statistics of
         :func:`explorer_stats` with the controls and the stop rules, as JSON.
     """
     stats = explorer_stats(data)
@@ -201,8 +197,9 @@ def explorer_html(data: Dataset, **options) -> str:
     rules = {name: getattr(TrainConfig(), name) for name in RULES}
     payload = {"stats": stats, "controls": controls, "rules": {**rules, "betas": list(rules["betas"])},
                "momentum": MOMENTUM}
+    uplot_js, uplot_css = _uplot()
     parts = {
-        "/*@PLOTLY@*/": _plotly_js(), "/*@CORE@*/": _resource("core.js"),
+        "/*@UPLOT@*/": uplot_js, "/*@UPLOT_CSS@*/": uplot_css, "/*@CORE@*/": _resource("core.js"),
         "/*@RULES@*/": _resource("rules.js"), "/*@UI@*/": _resource("ui.js"),
         "/*@DATA@*/": _script_json(payload), "@TITLE@": f"linlab explore: {data.name}",
         "/*@STYLE@*/": _resource("explorer.css"),
@@ -223,7 +220,7 @@ def _escape(text: str) -> str:
 def write_explorer(data: Dataset, path, **options) -> Path:
     """Write the explorer page for `data` to `path`: one self-contained HTML file.
 
-    The file embeds the data's statistics (never its rows), plotly.js and the page's own
+    The file embeds the data's statistics (never its rows), uPlot (the charts) and the page's own
     script; it opens from a ``file://`` URL, with no server and no network. Every change
     of a control re-runs the whole training in the browser (float64) and redraws.
 
@@ -248,7 +245,7 @@ def write_explorer(data: Dataset, path, **options) -> Path:
     >>> import os, tempfile
     >>> from linlab import seed_dataset
     >>> path = write_explorer(seed_dataset(), os.path.join(tempfile.mkdtemp(), "explorer.html"), depth=3)
-    >>> path.stat().st_size > 1_000_000  # plotly.js is inlined
+    >>> "uPlot" in path.read_text(encoding="utf-8")  # the charting library is inlined
     True
     """
     from ..atomic import atomic_write

@@ -41,10 +41,16 @@ const LinlabRules = (function () {
   }
 
   // ---- 1. the training loop: linlab/engines/loop.py fit(), full batch, constant lr ----
+  let drawn = { key: null, factors: null };
+  function initialFactors(widths, c) { // drawn again only when these controls change (not for a new lr)
+    const key = JSON.stringify([widths, c.init, c.init_scale, c.seed]);
+    if (drawn.key !== key) drawn = { key, factors: C.initFactors(widths, c.init, c.init_scale, c.seed) };
+    return drawn.factors; // train() copies them
+  }
+
   function train(stats, controls, rules, startFactors) {
     const widths = C.widthsOf(stats, controls.depth, controls.width);
-    const factors = startFactors ? startFactors.map(C.copy)
-      : C.initFactors(widths, controls.init, controls.init_scale, controls.seed);
+    const factors = (startFactors || initialFactors(widths, controls)).map(C.copy);
     const initial = factors.map(C.copy), prob = C.problem(stats, controls.reduction);
     const step = C.optimizer(controls.optimizer, factors, { betas: rules.betas, eps: rules.eps, momentum: rules.momentum });
     const lr = controls.lr, epochs = controls.epochs, stride = Math.max(1, Math.ceil(epochs / 500));
@@ -52,7 +58,7 @@ const LinlabRules = (function () {
     const history = [], best = [], sv = [], svEpochs = [];
     let outcome = "max_epochs", message = "", snapshot = null, epochsToTol = null;
     for (let t = 0; t <= epochs; t++) {
-      const loss = C.epoch(prob, factors, ws), P = ws.pre[factors.length - 1];
+      const loss = C.epoch(prob, factors, ws), P = ws.P;
       const limit = rules.diverge_factor * Math.max(history.length ? history[0] : loss, 1e-300);
       if (!history.length && !Number.isFinite(loss)) {
         throw new Error(`the loss at the initial factors is ${loss}: lower the init scale.`);
@@ -81,7 +87,7 @@ const LinlabRules = (function () {
         break;
       }
       if (snapshot) snapshot.forEach((W, j) => W.a.set(factors[j].a)); else snapshot = factors.map(C.copy);
-      step(lr, ws.grads);
+      step(lr, ws.grad);
     }
     const last = history.length - 1;
     if (svEpochs[svEpochs.length - 1] !== last) { sv.push(C.singularValues(C.product(factors))); svEpochs.push(last); }

@@ -1,4 +1,4 @@
-/* linlab explorer: the controls and the charts (plotly.js). Every change of a control
+/* linlab explorer: the controls and the views (charts by uPlot). Every change of a control
  * re-runs the whole training (LinlabRules.train) and redraws; changes that come during a
  * redraw coalesce into one more. */
 "use strict";
@@ -11,9 +11,8 @@
   const lrRange = lrBounds();
   let controls = { ...D.controls }, run = null, diagnosis = null, error = null;
   let pending = false, rendering = false, waiters = []; // a redraw is scheduled / under way
-  const stats = { runs: 0, lastMs: null, trainMs: null, curveMs: null };
-  // not plotly's `responsive` (it re-measures the page on every redraw): a resize listener below
-  const PLOT_CONFIG = { displaylogo: false };
+  const stats = { runs: 0, lastMs: null, trainMs: null, curveMs: null, drawMs: null };
+  const charts = {}; // id → {plot: the uPlot chart, key: its series}: new data redraws it, new series rebuild it
 
   function lrBounds() { // log10 of the lr slider's ends: from 1e-7 of the smallest depth-1 bound (deep,
     // wide networks from unit-scale factors are that much sharper) to 10x the largest, and at least Adam's 1
@@ -52,49 +51,81 @@
       + `${fmt(lrs.stable, 3)} (2/λmax), optimal ${fmt(lrs.optimal, 3)}`;
   }
 
-  // legends are HTML beside the charts (plotly's own legend doubles the cost of a redraw)
-  function legend(id, traces) {
-    $(id).innerHTML = traces.filter((t) => t.showlegend !== false).map((t) => `<span><i style="border-top: 2px ${
-      t.line.dash ? "dashed" : "solid"} ${t.line.color}"></i>${t.name}</span>`).join("");
+  // legends are HTML beside the charts: one entry for all the targets' lines
+  function legend(id, series) {
+    $(id).innerHTML = series.filter((t) => t.legend !== false).map((t) => `<span><i style="border-top: 2px ${
+      t.dash ? "dashed" : "solid"} ${t.stroke}"></i>${t.label}</span>`).join("");
   }
-  const MODE = (points) => (points < 30 ? "lines+markers" : "lines"); // a run that blew up at once still shows
-  // no zoom layers: a redraw costs half as much (a fresh object each time: plotly writes into layouts)
-  const fixed = (axis) => ({ fixedrange: true, ...axis });
+  const SUPERSCRIPT = { "-": "⁻", 0: "⁰", 1: "¹", 2: "²", 3: "³", 4: "⁴", 5: "⁵", 6: "⁶", 7: "⁷", 8: "⁸", 9: "⁹" };
+  const power = (v) => { // 10⁶ for the powers of ten a log axis labels, its own digits for others
+    const e = Math.round(Math.log10(v));
+    return Math.abs(v / Math.pow(10, e) - 1) < 1e-9 ? `10${String(e).replace(/./g, (ch) => SUPERSCRIPT[ch])}` : fmt(v, 2);
+  };
 
-  function lossChart(c) {
-    const h = run.history, x = h.map((_, i) => i), floors = S.floors[c.reduction], r = Math.min(...run.widths);
-    const traces = [{ x, y: h, name: "loss", mode: MODE(h.length), line: { color: "#1f4e79", width: 2 } }];
-    const line = (y, name, color, dash) => ({ x: [0, Math.max(run.epochs, 1)], y: [y, y], name, mode: "lines", line: { color, dash, width: 1.5 } });
-    if (floors.ls_loss > 0) traces.push(line(floors.ls_loss, `least-squares optimum L* = ${fmt(floors.ls_loss, 4)}`, "#27ae60", "dash"));
-    if (r < floors.fitted_rank) traces.push(line(floors.loss[r - 1], `rank-${r} floor = ${fmt(floors.loss[r - 1], 4)}`, "#d68910", "dot"));
-    return [traces, { title: { text: `loss (${c.reduction}), log scale`, font: { size: 14 } }, margin: { l: 60, r: 10, t: 36, b: 40 },
-      xaxis: fixed({ title: { text: "epoch" } }), yaxis: fixed({ type: "log", exponentformat: "power" }), showlegend: false }];
+  function decades(u, axis, lo, hi) { // a log axis's ticks: powers of ten, at most 8 of them
+    const a = Math.ceil(Math.log10(lo) - 1e-9), b = Math.floor(Math.log10(hi) + 1e-9), step = Math.max(1, Math.ceil((b - a + 1) / 8));
+    const ticks = [];
+    for (let e = a; e <= b; e += step) ticks.push(Math.pow(10, e));
+    return ticks;
   }
 
-  function svChart() {
-    const m = run.sv[0].length, colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
-    const traces = [];
-    for (let i = 0; i < Math.min(m, 6); i++) {
-      traces.push({ x: run.svEpochs, y: run.sv.map((s) => s[i]), name: `σ${i + 1}(W)`, mode: MODE(run.sv.length),
-        line: { color: colors[i], width: 2 } });
-      traces.push({ x: [0, Math.max(run.epochs, 1)], y: [S.ls_sv[i], S.ls_sv[i]], name: `σ${i + 1} target`, mode: "lines",
-        line: { color: colors[i], dash: "dash", width: 1 }, showlegend: i === 0, legendgroup: "target" });
+  // draw `data` ([x, ...ys]) with `series` into the chart `id`: a chart whose series are the same
+  // only takes the new data (uPlot then redraws its canvas at once, with new ranges)
+  function draw(id, title, series, data, logY) {
+    const el = $(id), key = JSON.stringify([title, series, logY]), chart = charts[id];
+    if (chart && chart.key === key) { chart.plot.setData(data); return; }
+    if (chart) chart.plot.destroy();
+    const opts = {
+      title, width: el.clientWidth, height: el.clientHeight - 30, legend: { show: false }, cursor: { show: false },
+      scales: { x: { time: false }, y: logY ? { distr: 3, log: 10 } : {} },
+      axes: [{ label: "epoch", labelSize: 20 }, logY ? { splits: decades, filter: (u, ticks) => ticks, values: (u, ticks) => ticks.map(power), size: 60 } : { size: 60 }],
+      series: [{}, ...series.map((t) => ({ label: t.label, stroke: t.stroke, width: t.width, dash: t.dash,
+        points: { show: t.points, size: 5, fill: t.stroke } }))],
+    };
+    charts[id] = { key, plot: new uPlot(opts, data, el) };
+  }
+  const constant = (n, y) => new Float64Array(n).fill(y);
+
+  function drawLoss(c) {
+    const h = run.history, n = h.length, floors = S.floors[c.reduction], r = Math.min(...run.widths);
+    const x = Float64Array.from(h, (_, i) => i), series = [{ label: "loss", stroke: "#1f4e79", width: 2, points: n < 30 }];
+    const data = [x, Float64Array.from(h)]; // a run that blew up at once still shows: its few points are marked
+    if (floors.ls_loss > 0) {
+      series.push({ label: `least-squares optimum L* = ${fmt(floors.ls_loss, 4)}`, stroke: "#27ae60", width: 1.5, dash: [6, 4], points: n < 2 });
+      data.push(constant(n, floors.ls_loss));
     }
-    traces.filter((t) => t.legendgroup === "target").forEach((t) => { t.name = "targets (σ of least-squares W)"; });
-    return [traces, { title: { text: "singular values of W = W1⋯WL (Saxe's modes)", font: { size: 14 } },
-      margin: { l: 50, r: 10, t: 36, b: 40 }, xaxis: fixed({ title: { text: "epoch" } }), yaxis: fixed({}), showlegend: false }];
+    if (r < floors.fitted_rank) {
+      series.push({ label: `rank-${r} floor = ${fmt(floors.loss[r - 1], 4)}`, stroke: "#d68910", width: 1.5, dash: [2, 3], points: n < 2 });
+      data.push(constant(n, floors.loss[r - 1]));
+    }
+    legend("loss-legend", series);
+    draw("loss-chart", `loss (${c.reduction}), log scale`, series, data, true);
   }
 
-  function wChart() {
+  function drawModes() {
+    const m = Math.min(run.sv[0].length, 6), n = run.svEpochs.length, colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
+    const series = [], data = [Float64Array.from(run.svEpochs)];
+    for (let i = 0; i < m; i++) {
+      series.push({ label: `σ${i + 1}(W)`, stroke: colors[i], width: 2, points: n < 30 });
+      data.push(Float64Array.from(run.sv, (s) => s[i]));
+      series.push({ label: "targets (σ of least-squares W)", stroke: colors[i], width: 1, dash: [6, 4], legend: i === 0, points: n < 2 });
+      data.push(constant(n, S.ls_sv[i]));
+    }
+    legend("sv-legend", series);
+    draw("sv-chart", "singular values of W = W1⋯WL (Saxe's modes)", series, data, false);
+  }
+
+  // the learned W beside the least-squares W: tables of their entries, shaded from blue (−) to red (+)
+  function drawW() {
     const learned = C.toNested(run.W), target = S.P_ls, top = Math.max(...target.flat().map(Math.abs), 1e-300);
-    const cap = (v) => (Number.isFinite(v) ? Math.max(-3 * top, Math.min(3 * top, v)) : null);
-    const heat = (z, xaxis, yaxis, show) => ({ z: z.map((row) => row.map(cap)), type: "heatmap", xaxis, yaxis, zmin: -top, zmax: top,
-      colorscale: "RdBu", reversescale: true, showscale: show, hovertemplate: "feature %{y}, target %{x}: %{z:.4g}<extra></extra>" });
-    return [[heat(learned, "x", "y", false), heat(target, "x2", "y2", true)], {
-      title: { text: "learned end-to-end W (left) beside the least-squares W (right)", font: { size: 14 } },
-      grid: { rows: 1, columns: 2, pattern: "independent" }, margin: { l: 40, r: 10, t: 36, b: 30 },
-      yaxis: fixed({ autorange: "reversed", title: { text: "feature" } }), yaxis2: fixed({ autorange: "reversed" }),
-      xaxis: fixed({ title: { text: "target" }, dtick: 1 }), xaxis2: fixed({ title: { text: "target" }, dtick: 1 }) }];
+    const shade = (v) => {
+      if (!Number.isFinite(v)) return "#888";
+      const a = Math.min(Math.abs(v) / top, 1), [r, g, b] = v < 0 ? [33, 102, 172] : [178, 24, 43];
+      return `rgb(${Math.round(255 + a * (r - 255))}, ${Math.round(255 + a * (g - 255))}, ${Math.round(255 + a * (b - 255))})`;
+    };
+    const table = (caption, M) => `<table><caption>${caption}</caption><tr><th>feature</th>${M[0].map((_, j) => `<th>target ${j}</th>`).join("")}</tr>`
+      + M.map((row, i) => `<tr><th>${i}</th>${row.map((v) => `<td style="background:${shade(v)}">${fmt(v, 3)}</td>`).join("")}</tr>`).join("") + "</table>";
+    $("w-chart").innerHTML = table("learned end-to-end W = W1⋯WL", learned) + table("least-squares W", target);
   }
 
   function showOutcome() {
@@ -141,23 +172,24 @@
     stats.trainMs = performance.now() - t0;
     showOutcome();
     if (error) return;
-    const [traces, layout] = lossChart(c); // the loss curve first; the other views in the next frame
-    legend("loss-legend", traces);
-    await Plotly.react("loss-chart", traces, layout, PLOT_CONFIG);
+    drawLoss(c); // the loss curve first, alone in the next frame; the other views in the frame after
+    await Promise.resolve(); // uPlot draws on the microtask after setData
     stats.curveMs = performance.now() - t0;
     await new Promise((resolve) => requestAnimationFrame(resolve));
     stats.curveShownAt = performance.now(); // the frame that shows the new curve
+    await new Promise((resolve) => setTimeout(resolve, 0)); // once that frame is painted
     if (pending) return; // a newer change came: its redraw replaces these views
-    const [svTraces, svLayout] = svChart();
-    legend("sv-legend", svTraces);
-    await Promise.all([Plotly.react("sv-chart", svTraces, svLayout, PLOT_CONFIG),
-      Plotly.react("w-chart", ...wChart(), PLOT_CONFIG)]);
+    const t1 = performance.now();
+    drawModes();
+    drawW();
+    await Promise.resolve();
+    stats.drawMs = stats.curveMs - stats.trainMs + performance.now() - t1;
   }
 
-  function schedule() { // at once when idle; during a redraw, once more after it (changes coalesce)
-    if (pending) return;
+  function schedule() { // at once when idle (in the event's own task); during a redraw, once more after it
+    if (pending) return; // (changes coalesce)
     pending = true;
-    if (!rendering) setTimeout(render, 0);
+    if (!rendering) render();
   }
 
   const api = {
@@ -165,7 +197,7 @@
     state() {
       return {
         controls, widths: run && run.widths, error, runs: stats.runs, lastMs: stats.lastMs, trainMs: stats.trainMs, curveMs: stats.curveMs,
-        curveShownAt: stats.curveShownAt,
+        drawMs: stats.drawMs, curveShownAt: stats.curveShownAt,
         busy: pending || rendering,
         initial: run && run.initial.map(C.toNested), factors: run && run.factors.map(C.toNested),
         history: run && run.history.slice(), outcome: run && run.outcome, message: run && run.message,
@@ -185,6 +217,8 @@
   writeControls(controls);
   ["depth", "width", "lr", "init_scale", "epochs", "seed"].forEach((id) => $(id).addEventListener("input", schedule));
   ["init", "optimizer", "reduction", "seed"].forEach((id) => $(id).addEventListener("change", schedule));
-  window.addEventListener("resize", () => ["loss-chart", "sv-chart", "w-chart"].forEach((id) => Plotly.Plots.resize(id)));
+  window.addEventListener("resize", () => Object.entries(charts).forEach(([id, chart]) => {
+    chart.plot.setSize({ width: $(id).clientWidth, height: $(id).clientHeight - 30 });
+  }));
   schedule();
 })();
