@@ -12,9 +12,10 @@ one run's loss and gradient written plainly and ``jax.vmap``-ed over the runs; t
 ``jax.lax.scan`` that records each run's loss and masks its update once it has diverged
 (non-finite, or above 1e6 times its initial loss: back to the last finite state) or
 converged (loss ≤ tol); the whole sweep one ``jax.jit``. Both start from the same initial
-factors, drawn before the clock starts. The peer's time is the best of three calls after a
-first one that compiles it (its compile time is printed apart); linlab's the best of three
-whole ``fit_batched`` calls, a ``RunResult`` per run (history, messages, config) included.
+factors, drawn before the clock starts. The two are timed in alternation, one call each per
+round, over ``--repeats`` rounds (5), and each keeps its best: the peer's calls after a first
+one that compiles it (its compile time is printed apart), linlab's whole ``fit_batched``
+calls, a ``RunResult`` per run (history, messages, config) included.
 
 Printed per B and h: run-epochs/s of each, linlab / JAX, and the fraction of this machine's
 float64 matrix-multiply peak that linlab reaches: FLOPs per run-epoch (the products
@@ -86,31 +87,31 @@ def peer_sweep(A, C, yy, epochs: int):
     return sweep
 
 
-def peer_rate(data, configs, factors, epochs: int) -> tuple[float, float, np.ndarray]:
-    """(run-epochs/s at its best, seconds of the first, compiling call, final losses) of the peer."""
+def peer_call(data, configs, factors, epochs: int):
+    """(a call of the compiled peer on the runs, seconds of its first, compiling call)."""
     X, Y = np.asarray(data.X, np.float64), np.asarray(data.Y, np.float64)
     sweep = peer_sweep(jnp.asarray(X.T @ X), jnp.asarray(X.T @ Y), float(np.sum(Y * Y)), epochs)
     args = (jnp.asarray(np.stack([f[0] for f in factors])), jnp.asarray(np.stack([f[1] for f in factors])),
             jnp.asarray([c.lr for c in configs]), jnp.asarray([c.tol for c in configs]))
     tick = time.perf_counter()
     jax.block_until_ready(sweep(*args))
-    first = time.perf_counter() - tick
-    best = np.inf
-    for _ in range(3):
+    return (lambda: jax.block_until_ready(sweep(*args))), time.perf_counter() - tick
+
+
+def side_by_side(data, configs, factors, epochs: int, repeats: int):
+    """Best seconds of the peer and of fit_batched over `repeats` rounds, the two alternating in
+    each (a machine's passing load then weighs on both), with their final losses."""
+    peer, compile_s = peer_call(data, configs, factors, epochs)
+    best_peer = best_ours = np.inf
+    for _ in range(repeats):
         tick = time.perf_counter()
-        out = jax.block_until_ready(sweep(*args))
-        best = min(best, time.perf_counter() - tick)
-    return len(configs) * epochs / best, first, np.asarray(out[2][-1])
-
-
-def linlab_rate(data, configs, factors) -> tuple[float, np.ndarray]:
-    """(run-epochs/s of the best of three fit_batched calls, final losses)."""
-    best = np.inf
-    for _ in range(3):
+        out = peer()
+        best_peer = min(best_peer, time.perf_counter() - tick)
         tick = time.perf_counter()
         results = fit_batched(data, configs, factors=factors)
-        best = min(best, time.perf_counter() - tick)
-    return sum(r.epochs for r in results) / best, np.array([r.history[-1] for r in results])
+        best_ours = min(best_ours, time.perf_counter() - tick)
+    ours = np.array([r.history[-1] for r in results])
+    return best_peer, best_ours, compile_s, np.asarray(out[2][-1]), ours
 
 
 def matmul_peak(n: int = 2048, repeats: int = 3) -> float:
@@ -135,6 +136,7 @@ def flops_per_run_epoch(d: int, h: int, k: int) -> int:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="h = 4, 16 and B = 1,000, 100 epochs")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of one call each, alternating (best kept)")
     args = parser.parse_args()
     data = seed_dataset()
     widths, sizes = ((4, 16), (1000,)) if args.quick else ((1, 4, 16, 64), (1000, 10000))
@@ -150,8 +152,9 @@ def main():
         for B in sizes:
             configs = configs_for(h, B, epochs)
             factors = [init_factors(c.widths, c.init, c.init_scale, c.seed) for c in configs]
-            jax_rate, compile_s, jax_final = peer_rate(data, configs, factors, epochs)
-            ours, final = linlab_rate(data, configs, factors)
+            timed = side_by_side(data, configs, factors, epochs, args.repeats)
+            peer_s, ours_s, compile_s, jax_final, final = timed
+            jax_rate, ours = B * epochs / peer_s, B * epochs / ours_s  # every run goes all its epochs
             share = flops_per_run_epoch(10, h, 2) * ours / (peak * 1e9)
             diff = float(np.max(np.abs(final - jax_final) / final))
             print(f"| {h} | {B:,} | {ours:,.0f} | {jax_rate:,.0f} | {ours / jax_rate:.2f}x | {compile_s:.1f} | "
