@@ -55,9 +55,11 @@ def stack_factors(factors_list, widths, dtype, device) -> list[torch.Tensor]:
     for j in range(len(widths) - 1):
         layer = [factors[j] for factors in factors_list]
         shape = (widths[j], widths[j + 1])
-        if all(getattr(W, "shape", None) == shape for W in layer):  # no run padded: one copy
+        try:  # no run padded: one copy
             host = np.array(layer, dtype=np.float64)
-        else:
+        except ValueError:  # runs of several shapes
+            host = None
+        if host is None or host.shape != (B, *shape):
             host = np.zeros((B, *shape))
             for b, W in enumerate(layer):
                 W = np.asarray(W)

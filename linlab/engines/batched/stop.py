@@ -37,7 +37,8 @@ class StopRules:
         B = len(configs)
         columns = np.array([GET_RULES(c) for c in configs], dtype=np.float64).T  # exact: epochs < 2**53
         self.epochs, self.window = columns[0].astype(np.int64), columns[2].astype(np.int64)
-        self.tol, self.rtol, self.limit = columns[1], columns[3], columns[4].copy()
+        self.tol, self.rtol, self.factor = columns[1], columns[3], columns[4]
+        self.limit = self.factor.copy()
         T = int(self.epochs.max())
         self.ends, self.first_window = set(self.epochs.tolist()), int(self.window.min())
         # lr="auto" beyond depth 1: fit lowers the lr whenever the loss rises (theory.reestimate_lr)

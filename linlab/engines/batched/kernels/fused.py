@@ -114,8 +114,8 @@ class Factors(Rows):
 
     STATE = ("Ws", "prev", "bufs")
 
-    def __init__(self, path, configs, factors, widths, dtype, device):
-        super().__init__(path, configs, dtype, device)
+    def __init__(self, path, configs, factors, widths, dtype, device, rules=None):
+        super().__init__(path, configs, dtype, device, rules)
         self.Ws = [W.permute(1, 2, 0).contiguous() for W in stack_factors(factors, widths, dtype, device)]
         self.Ws[0] = (self.V.T @ self.Ws[0].flatten(1)).view(self.Ws[0].shape)  # VᵀW1
         self.prev = [W.clone() for W in self.Ws]  # not aliases: those would need a graph of their own
@@ -144,8 +144,8 @@ class Native(Factors):
     """Fused SGD on the factors in the C kernel of :mod:`.native` (the CPU's fast path): the
     same state, rules and records as :class:`Factors`, updated in place."""
 
-    def __init__(self, path, configs, factors, widths, dtype, device, fn):
-        super().__init__(path, configs, factors, widths, dtype, device)
+    def __init__(self, path, configs, factors, widths, dtype, device, fn, rules=None):
+        super().__init__(path, configs, factors, widths, dtype, device, rules)
         self.fn, self.struct = fn, native.STRUCTS[dtype]
         d, k = self.consts[0].shape[:2]
         self.consts = [c.expand(d, k, 1).contiguous() for c in self.consts]  # √λ and sλ are (d, 1, 1)
@@ -233,7 +233,8 @@ def run_stack_fused(path, configs, factors, lrs, widths, dtype, device):
     rules, schedule = StopRules(configs, lrs), Schedule(configs, lrs)
     if kind == "c":
         with native.host_threads() as threads:
-            runs = Native(path, configs, factors, widths, dtype, device, plan.native_kernel(path, len(widths) - 1))
+            fn = plan.native_kernel(path, len(widths) - 1)
+            runs = Native(path, configs, factors, widths, dtype, device, fn, rules)
             return rules, *_run_native(runs, rules, schedule, configs, threads)
     runs = (Gram if kind == "gram" else Factors)(path, configs, factors, widths, dtype, device)
     B = len(configs)

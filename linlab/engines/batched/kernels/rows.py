@@ -36,17 +36,20 @@ class Rows:
 
     STATE: tuple[str, ...] = ()
 
-    def __init__(self, path, configs, dtype, device):
+    def __init__(self, path, configs, dtype, device, rules=None):
         B = len(configs)
         self.device, self.dtype = device, dtype
         c0 = configs[0]
-        columns = np.array([GET_RULES(c) for c in configs], dtype=np.float64).T  # exact: epochs < 2**53
-        f64 = lambda values: torch.as_tensor(np.ascontiguousarray(values), device=device)  # noqa: E731
+        if rules is None:
+            columns = np.array([GET_RULES(c) for c in configs], dtype=np.float64).T  # exact: epochs < 2**53
+            factor, tol, rtol, epochs = columns[0], columns[1], columns[2], columns[3].astype(np.int64)
+        else:  # the stack's StopRules read them already
+            factor, tol, rtol, epochs = rules.factor, rules.tol, rules.rtol, rules.epochs
+        f64 = lambda values: torch.tensor(np.ascontiguousarray(values), device=device)  # noqa: E731
         self.rows = {
             "alive": torch.ones(B, dtype=torch.bool, device=device),
             "limit": f64(np.zeros(B)), "best": f64(np.zeros(B)),
-            "factor": f64(columns[0]), "tol": f64(columns[1]), "rtol": f64(columns[2]),
-            "epochs": f64(columns[3].astype(np.int64)),
+            "factor": f64(factor), "tol": f64(tol), "rtol": f64(rtol), "epochs": f64(epochs),
         }
         self.scalars = {name: torch.tensor(value, dtype=dtype, device=device) for name, value in
                         (("floor", path.floor), ("divisor", float(path.divisor)), ("mu", c0.momentum),
