@@ -86,6 +86,35 @@ def test_threads_split_the_runs_without_changing_them(monkeypatch):
                 np.testing.assert_array_equal(Wa, Wb)
 
 
+def test_the_host_state_comes_back_after_a_call_even_a_failed_one(monkeypatch):
+    # torch's threads (one thread around the kernel), the garbage collector (paused inside),
+    # and objects another part of the program froze stay as they were
+    import gc
+
+    data = seed_dataset()
+    configs = [TrainConfig(widths=(10, 3, 2), lr=1e-6, epochs=30, seed=i) for i in range(40)]
+    threads, frozen = torch.get_num_threads(), gc.get_freeze_count()
+    fit_batched(data, configs, compile="auto")
+    assert (torch.get_num_threads(), gc.isenabled(), gc.get_freeze_count()) == (threads, True, frozen)
+
+    def broken(*args):
+        raise MemoryError("the C kernel could not allocate its scratch memory.")
+
+    monkeypatch.setattr(native, "run", broken)
+    with pytest.raises(MemoryError):
+        fit_batched(data, configs, compile="auto")
+    assert (torch.get_num_threads(), gc.isenabled()) == (threads, True)
+    kept = [[i] for i in range(1000)]
+    gc.freeze()  # someone else's frozen objects: fit_batched must not thaw them
+    try:
+        monkeypatch.undo()
+        before = gc.get_freeze_count()
+        fit_batched(data, configs, compile="auto")
+        assert len(kept) <= gc.get_freeze_count() <= before  # (some frozen objects may die meanwhile)
+    finally:
+        gc.unfreeze()
+
+
 def test_float32_runs_in_its_own_build(blocks):
     data = seed_dataset()
     configs = [TrainConfig(widths=(10, 5, 2), lr=1e-5, epochs=50, seed=i, tol=1.0, dtype="float32")
