@@ -159,7 +159,8 @@ class Native(Factors):
         (``OUTCOMES``; 0 for a run still going)."""
         B, T = len(self.runs), rules.history.shape[0] - 1
         stop_t, codes = np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int8)  # written by the kernel
-        scale = np.array([[optim.lr_at(rep, t0 + j, 1.0) for rep in schedule.reps] for j in range(K)])
+        scale = np.ones((1, 1)) if schedule.constant else np.array(  # unread when constant
+            [[optim.lr_at(rep, t0 + j, 1.0) for rep in schedule.reps] for j in range(K)])
         which, window = (np.ascontiguousarray(a, dtype=np.int64) for a in (schedule.which, rules.window))
         base = np.ascontiguousarray(schedule.base, dtype=np.float64)
         stalls = bool((rules.window <= T).any())  # else the best loss of every epoch is never read
