@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import itertools
+import operator
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -16,6 +18,7 @@ from ...models import draw_factors, init_biases
 from ...results import RunResult
 from ..torch_engines import DTYPES, torch_device
 from . import plan
+from .columns import column, pick, uniform
 from .epochs import run_stack
 from .kernels.fused import run_stack_fused
 from .records import records, truth
@@ -35,7 +38,7 @@ def _flush_denormals():
 def _check(data, configs, factors, memory_budget, device, path) -> None:
     if not isinstance(data, Dataset):
         raise ValueError(f"data={type(data).__name__} is not a Dataset; wrap arrays as Dataset(X, Y).")
-    if not configs or not all(isinstance(c, TrainConfig) for c in configs):
+    if not configs or not all(map(isinstance, configs, itertools.repeat(TrainConfig))):
         raise ValueError("configs must be a non-empty sequence of TrainConfig; e.g. [TrainConfig(lr=1e-5)].")
     if path not in plan.PATHS:
         raise ValueError(f"path={path!r} is not one of {', '.join(map(repr, plan.PATHS))}.")
@@ -43,7 +46,7 @@ def _check(data, configs, factors, memory_budget, device, path) -> None:
         raise ValueError(f"memory_budget={memory_budget!r} must be a positive number of bytes, e.g. 2 * 1024**3.")
     if factors is not None and len(factors) != len(configs):
         raise ValueError(f"factors has {len(factors)} entries for {len(configs)} configs; give one list per run.")
-    for widths in {c.widths for c in configs}:
+    for widths in set(column(configs, "widths")):
         if (widths[0], widths[-1]) != (data.n_features, data.n_targets):
             raise ValueError(
                 f"widths={widths} need {widths[0]} features and {widths[-1]} targets, but "
@@ -52,7 +55,7 @@ def _check(data, configs, factors, memory_budget, device, path) -> None:
             )
     if device is not None and device != "cpu" and not str(device).startswith("cuda"):
         raise ValueError(f"device={device!r} must be 'cpu' or 'cuda' (or 'cuda:N').")
-    for dev in {device} if device is not None else {c.device for c in configs}:
+    for dev in {device} if device is not None else set(column(configs, "device")):
         torch_device(dev)
 
 
@@ -67,25 +70,29 @@ def _initial(configs, factors) -> list[list[np.ndarray]]:
             else:
                 out.append(drawn.setdefault(key, draw_factors(*key)))
         return out
+    widths_of = column(configs, "widths")
     by_widths: dict[tuple, list[int]] = {}
-    for i, c in enumerate(configs):
-        by_widths.setdefault(c.widths, []).append(i)
+    if uniform(widths_of):
+        by_widths[widths_of[0]] = list(range(len(configs)))
+    else:
+        for i, widths in enumerate(widths_of):
+            by_widths.setdefault(widths, []).append(i)
     out: list = [None] * len(configs)
     for widths, runs in by_widths.items():  # one copy per layer of all the runs of an architecture
-        shapes, given = list(zip(widths[:-1], widths[1:])), [factors[i] for i in runs]
-        fits = all(len(fs) == len(shapes) for fs in given)
+        shapes, given = list(zip(widths[:-1], widths[1:])), pick(factors, runs)
+        fits = set(map(len, given)) == {len(shapes)}
         layers = [_layer(given, j, shape) for j, shape in enumerate(shapes)] if fits else [None]
         if any(layer is None for layer in layers):
             _misfit(factors, runs, shapes, widths)
-        for i, fs in zip(runs, zip(*layers)):
-            out[i] = list(fs)
+        for i, fs in zip(runs, map(list, zip(*layers))):
+            out[i] = fs
     return out
 
 
 def _layer(given, j: int, shape) -> np.ndarray | None:
     # layer j of the runs' factors as one float64 array (runs, *shape); None where one has another shape
     try:
-        layer = np.array([fs[j] for fs in given], dtype=np.float64)
+        layer = np.array(list(map(operator.itemgetter(j), given)), dtype=np.float64)
     except (TypeError, ValueError):
         return None
     return layer if layer.shape == (len(given), *shape) else None
@@ -198,12 +205,14 @@ def _without_cycle_collection():
 
 def _fit(data, configs, factors, memory_budget, device, path, compile) -> list[RunResult]:
     starts = _initial(configs, factors)
-    lrs = [float(c.lr) if c.lr != "auto" else _resolve_lr(data, c, f) for c, f in zip(configs, starts)]
+    lrs = column(configs, "lr")
+    lrs = ([float(c.lr) if c.lr != "auto" else _resolve_lr(data, c, f) for c, f in zip(configs, starts)]
+           if "auto" in lrs else list(map(float, lrs)))
     groups = plan.groups(configs, path, device, data.n_samples)
     results: list[RunResult | None] = [None] * len(configs)
     tick = time.perf_counter()
     stats_keys = [key for key in groups if key.path == "stats"]
-    planned = sum(configs[i].epochs for key in stats_keys for i in groups[key])
+    planned = sum(sum(column(pick(configs, groups[key]), "epochs")) for key in stats_keys)
     cpu_only = all(key.device == "cpu" for key in stats_keys)
     compiling = plan.compile_plan(compile, "cpu" if cpu_only else "cuda", planned)
     paths = plan.Objectives(data, memory_budget, compiling)
@@ -224,21 +233,21 @@ def _stacked(data, configs, starts, lrs, key, indices, paths, budget, results) -
     source = paths.get(key)
     dtype, device = DTYPES[key.dtype], torch_device(key.device)
     data_path = source if key.path == "data" else None
-    for members in plan.classes([configs[i] for i in indices], source):
-        _stacked_class(data, configs, starts, lrs, key, [indices[m] for m in members], source, data_path,
+    for members in plan.classes(pick(configs, indices), source):
+        _stacked_class(data, configs, starts, lrs, key, pick(indices, members), source, data_path,
                        dtype, device, budget, results)
 
 
 def _stacked_class(data, configs, starts, lrs, key, indices, source, data_path, dtype, device, budget,
                    results) -> None:
-    widths, known = padded_widths([configs[i].widths for i in indices]), truth(data)
+    widths, known = padded_widths(column(pick(configs, indices), "widths")), truth(data)
     compiled = getattr(source, "compiled", None) is not None
     for chunk in plan.chunks(indices, key, widths, configs, budget, data_path, compiled):
-        group = [configs[i] for i in chunk]
-        args = (source, group, [starts[i] for i in chunk], [lrs[i] for i in chunk], widths, dtype, device)
+        group, begin = pick(configs, chunk), pick(starts, chunk)
+        args = (source, group, begin, pick(lrs, chunk), widths, dtype, device)
         done = run_stack_fused(*args) if plan.eligible(source, group) else None
         rules, finals, seconds = done if done is not None else run_stack(*args, data)
-        done = records(data, group, key.device, rules, finals, seconds, [starts[i] for i in chunk], known)
+        done = records(data, group, key.device, rules, finals, seconds, begin, known)
         for i, result in zip(chunk, done):
             results[i] = result
 

@@ -16,6 +16,7 @@ from typing import NamedTuple
 from ...config import TrainConfig
 from ...data import Dataset
 from ..torch_engines import DTYPES, torch_device
+from .columns import column, pick, uniform
 from .kernels import compiled as inductor
 from .kernels import native
 from .kernels.gram import GRAM_WIDTH, gram_dynamics, gram_suits
@@ -32,7 +33,8 @@ UNROLL = 8  # epochs per fused call: at B = 1,000, 1.2-1.5x the rate of 4 (and t
 AUTO_RUN_EPOCHS = 50_000_000
 MODES = ("auto", True, False)
 HYPER = ("optimizer", "momentum", "nesterov", "weight_decay", "betas", "eps", "alpha")
-GET_KEY = operator.attrgetter("batch_size", "loss", "bias", "reduction", "p", "delta", "dtype", "device", *HYPER)
+KEY_FIELDS = ("batch_size", "loss", "bias", "reduction", "p", "delta", "dtype", "device", *HYPER)
+GET_KEY = operator.attrgetter(*KEY_FIELDS)
 
 
 class StackKey(NamedTuple):
@@ -78,9 +80,12 @@ def stack_key(config, path, device, n_samples) -> StackKey:
 def groups(configs, path, device, n_samples) -> dict[StackKey, list[int]]:
     """Indices of the runs of each :class:`StackKey`, in order; configs that agree on every field
     the key reads share one key without building it again."""
+    depths = list(map(len, column(configs, "widths")))
+    if uniform(depths) and all(uniform(column(configs, name)) for name in KEY_FIELDS):  # one key for all
+        return {stack_key(configs[0], path, device, n_samples): list(range(len(configs)))}
     by_fields: dict[tuple, list[int]] = {}
-    for i, c in enumerate(configs):
-        by_fields.setdefault((GET_KEY(c), len(c.widths)), []).append(i)
+    for i, key in enumerate(zip(map(GET_KEY, configs), depths)):
+        by_fields.setdefault(key, []).append(i)
     groups: dict[StackKey, list[int]] = {}
     for runs in by_fields.values():
         groups.setdefault(stack_key(configs[runs[0]], path, device, n_samples), []).extend(runs)
@@ -111,12 +116,11 @@ def width_classes(widths_list, min_stack: int = MIN_STACK) -> list[list[int]]:
     >>> width_classes([(10, 1, 2), (10, 64, 2), (10, 2, 2), (10, 40, 2)], min_stack=2)
     [[0, 2], [1, 3]]
     """
+    of = {widths: (max(widths[1:-1], default=1) - 1).bit_length() for widths in set(widths_list)}
+    if len(set(of.values())) == 1:  # one class
+        return [list(range(len(widths_list)))]
     classes: dict[int, list[int]] = {}
-    of: dict[tuple, int] = {}  # the class of each architecture
-    for i, widths in enumerate(widths_list):
-        c = of.get(widths)
-        if c is None:
-            c = of[widths] = (max(widths[1:-1], default=1) - 1).bit_length()
+    for i, c in enumerate(map(of.__getitem__, widths_list)):
         classes.setdefault(c, []).append(i)
     out, current = [], []
     for c in sorted(classes):
@@ -130,7 +134,7 @@ def width_classes(widths_list, min_stack: int = MIN_STACK) -> list[list[int]]:
 def classes(configs, source) -> list[list[int]]:
     """:func:`width_classes`, except that runs a compiled stack trains on the Gram matrix
     (:mod:`.kernels.gram`: depth 2, plain SGD, wide) share one class, as padding costs them nothing."""
-    widths_list = [c.widths for c in configs]
+    widths_list = column(configs, "widths")
     if not gram_path(source) or not gram_dynamics(configs[0]):
         return width_classes(widths_list)
     wide = [i for i, w in enumerate(widths_list) if w[1] >= GRAM_WIDTH]
@@ -141,7 +145,7 @@ def classes(configs, source) -> list[list[int]]:
 
 def chunks(indices, key, widths, configs, budget, data_path, compiled: bool = False) -> list[list[int]]:
     """Split a group so that each stack stays within the memory budget."""
-    epochs = max(configs[i].epochs for i in indices)
+    epochs = max(column(pick(configs, indices), "epochs"))
     one = per_run_bytes(key, widths, epochs)
     if one > budget:
         raise ValueError(
@@ -226,11 +230,11 @@ def eligible(path, configs) -> bool:
     epochs (the host's history gives the best loss a window back)."""
     compiled = getattr(path, "compiled", None)
     if (compiled is None or compiled.failed or configs[0].optimizer != "sgd"
-            or any(c.lr == "auto" and c.depth > 1 for c in configs)):
+            or (configs[0].depth > 1 and "auto" in column(configs, "lr"))):  # one depth a stack
         return False
     if native_kernel(path, configs[0].depth) is not None:
         return True
-    windows = min(c.stall_window for c in configs)
+    windows = min(column(configs, "stall_window"))
     return compiled.inductor and len(configs) >= inductor.MIN_ROWS and windows >= UNROLL
 
 

@@ -14,6 +14,10 @@ from ...results import RunResult
 
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 GET_FIELDS = operator.attrgetter(*FIELDS)
+# RunResult's fields in order: the records pass them by position (half the cost of keywords)
+POSITIONAL = ("config", "outcome", "message", "history", "epochs", "lr", "factors", "biases", "val_history",
+              "epochs_to_tol", "seconds", "distance_to_true", "initial_factors", "extra")
+assert tuple(f.name for f in dataclasses.fields(RunResult)) == POSITIONAL, "RunResult's fields changed"
 
 
 def config_record(config: TrainConfig, device: str, data_name: str) -> dict:
@@ -25,13 +29,13 @@ def config_record(config: TrainConfig, device: str, data_name: str) -> dict:
     >>> config_record(TrainConfig(widths=(3, 1)), "cpu", "toy")["widths"]
     [3, 1]
     """
-    record = config.__dict__.copy()
-    if len(record) != len(FIELDS):  # attributes beyond the fields: the fields alone
+    if len(config.__dict__) != len(FIELDS):  # attributes beyond the fields: the fields alone
         record = dict(zip(FIELDS, GET_FIELDS(config)))
-    record["widths"], record["betas"], record["engine"], record["device"] = (
-        list(config.widths), list(config.betas), "batched", device)
-    record["extra"], record["data"] = copy.deepcopy(config.extra) if config.extra else {}, data_name
-    return record
+        record.update(widths=list(config.widths), betas=list(config.betas), engine="batched", device=device,
+                      extra=copy.deepcopy(config.extra) if config.extra else {}, data=data_name)
+        return record
+    return {**config.__dict__, "widths": [*config.widths], "betas": [*config.betas], "engine": "batched",
+            "device": device, "extra": copy.deepcopy(config.extra) if config.extra else {}, "data": data_name}
 
 
 def truth(data) -> tuple[np.ndarray, float] | None:
@@ -83,14 +87,12 @@ def records(data, configs, device, rules, finals, seconds, starts, known) -> lis
     of the data). Each history is a view of a column of ``rules.history``."""
     with np.errstate(all="ignore"):  # a run that diverged at its start may overflow its distance
         distance = distances(known, [factors for factors, _ in finals])
-    lengths, lrs, name = rules.length.tolist(), rules.lrs.tolist(), data.name
+    history, changes, name = rules.history.T, rules.lr_changes, data.name
+    columns = zip(configs, rules.outcome, rules.message, rules.length.tolist(), rules.lrs.tolist(), finals,
+                  rules.epochs_to_tol, np.asarray(seconds, dtype=np.float64).tolist(), distance, starts)
     return [
-        RunResult(
-            config=config_record(c, device, name), outcome=rules.outcome[j], message=rules.message[j],
-            history=rules.history[:lengths[j], j], epochs=lengths[j] - 1, lr=lrs[j], factors=finals[j][0],
-            biases=finals[j][1], epochs_to_tol=rules.epochs_to_tol[j], seconds=float(seconds[j]),
-            distance_to_true=distance[j], initial_factors=list(starts[j]),  # float64 arrays of this call's own
-            extra={"lr_changes": rules.lr_changes[j]} if rules.lr_changes.get(j) else {},
-        )
-        for j, c in enumerate(configs)
+        RunResult(config_record(c, device, name), outcome, message, history[j, :n], n - 1, lr, final[0], final[1],
+                  None, to_tol, spent, far, list(start),  # float64 arrays of this call's own
+                  {"lr_changes": changes[j]} if changes and changes.get(j) else {})
+        for j, (c, outcome, message, n, lr, final, to_tol, spent, far, start) in enumerate(columns)
     ]

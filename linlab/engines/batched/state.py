@@ -18,6 +18,8 @@ exactly zero and every run follows its own trajectory.
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 import torch
 
@@ -33,10 +35,11 @@ def padded_widths(widths_list) -> tuple[int, ...]:
     >>> padded_widths([(10, 1, 2), (10, 5, 2), (10, 3, 2)])
     (10, 5, 2)
     """
-    depths = {len(w) for w in widths_list}
+    distinct = set(map(tuple, widths_list))
+    depths = set(map(len, distinct))
     if len(depths) != 1:
         raise ValueError(f"widths of different depths {sorted(depths)} cannot share one stack.")
-    return tuple(int(max(col)) for col in zip(*widths_list))
+    return tuple(int(max(col)) for col in zip(*distinct))
 
 
 def stack_factors(factors_list, widths, dtype, device) -> list[torch.Tensor]:
@@ -53,7 +56,7 @@ def stack_factors(factors_list, widths, dtype, device) -> list[torch.Tensor]:
     """
     B, out = len(factors_list), []
     for j in range(len(widths) - 1):
-        layer = [factors[j] for factors in factors_list]
+        layer = list(map(operator.itemgetter(j), factors_list))
         shape = (widths[j], widths[j + 1])
         try:  # no run padded: one copy
             host = np.array(layer, dtype=np.float64)
@@ -141,8 +144,8 @@ def unstack(tensors, rows, widths_list, biases: bool = False) -> list[list[np.nd
     """
     host = [t[torch.as_tensor(rows, device=t.device)].detach().cpu().double().numpy() for t in tensors]
     padded = tuple(t.shape[1] for t in tensors) + (tensors[-1].shape[2],)
-    if not biases and all(tuple(w) == padded for w in widths_list):  # whole rows: views as NumPy iterates
-        return [list(run) for run in zip(*host)]
+    if not biases and set(map(tuple, widths_list)) == {padded}:  # whole rows: views as NumPy iterates
+        return list(map(list, zip(*host)))
     if biases:
         return [[h[i, 0, : w[j + 1]] for j, h in enumerate(host)] for i, w in enumerate(widths_list)]
     return [[h[i, : w[j], : w[j + 1]] for j, h in enumerate(host)] for i, w in enumerate(widths_list)]

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import operator
+import functools
 
 import numpy as np
 
@@ -16,8 +16,7 @@ from ..stop_rules import (
     max_epochs_message,
     stalled_message,
 )
-
-GET_RULES = operator.attrgetter("epochs", "tol", "stall_window", "stall_rtol", "diverge_factor")
+from .columns import column, numeric
 
 
 class StopRules:
@@ -35,19 +34,27 @@ class StopRules:
     def __init__(self, configs, lrs):
         self.configs, self.lrs = configs, np.asarray(lrs, dtype=np.float64)
         B = len(configs)
-        columns = np.array([GET_RULES(c) for c in configs], dtype=np.float64).T  # exact: epochs < 2**53
-        self.epochs, self.window = columns[0].astype(np.int64), columns[2].astype(np.int64)
-        self.tol, self.rtol, self.factor = columns[1], columns[3], columns[4]
+        self.epochs, self.window = numeric(configs, "epochs", np.int64), numeric(configs, "stall_window", np.int64)
+        self.tol, self.rtol = numeric(configs, "tol"), numeric(configs, "stall_rtol")
+        self.factor = numeric(configs, "diverge_factor")
         self.limit = self.factor.copy()
         T = int(self.epochs.max())
         self.ends, self.first_window = set(self.epochs.tolist()), int(self.window.min())
         # lr="auto" beyond depth 1: fit lowers the lr whenever the loss rises (theory.reestimate_lr)
-        self.auto = np.array([c.lr == "auto" and c.depth > 1 and c.momentum == 0 for c in configs])
+        self.auto = np.zeros(B, dtype=bool)
+        if "auto" in column(configs, "lr"):
+            self.auto[:] = [c.lr == "auto" and c.depth > 1 and c.momentum == 0 for c in configs]
         self.lr_changes: dict[int, list] = {}
-        self.history, self.best = np.zeros((T + 1, B)), np.zeros((T + 1, B))  # [t, run]
+        self.history = np.empty((T + 1, B))  # [t, run]; a run's entries past its length are never set
         self.length = np.zeros(B, dtype=int)  # entries of history recorded
         self.outcome = ["max_epochs"] * B
         self.message, self.epochs_to_tol = [""] * B, [None] * B
+
+    @functools.cached_property
+    def best(self) -> np.ndarray:
+        """The best loss so far [t, run], made on first use (a stack whose runs cannot stall
+        may never need its (T + 1) × B entries)."""
+        return np.zeros_like(self.history)
 
     def judge(self, t: int, runs: np.ndarray, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Record epoch `t` of `runs`; return (stopped, diverged) masks over `runs`.
@@ -89,9 +96,12 @@ class StopRules:
     def stop_all(self, stop_t: np.ndarray, codes: np.ndarray, outcomes) -> None:
         """:meth:`stop` for every run: run i stopped at epoch ``stop_t[i]`` with outcome
         ``outcomes[codes[i]]`` (the common outcomes' sentences written in one pass each)."""
-        losses = self.history[stop_t, np.arange(len(codes))].tolist()
-        ts, names = stop_t.tolist(), [outcomes[code] for code in codes.tolist()]
+        losses, ts = self.history[stop_t, np.arange(len(codes))].tolist(), stop_t.tolist()
         self.length[:] = stop_t + (codes != outcomes.index("diverged"))
+        if (codes == outcomes.index("max_epochs")).all():  # every run went its whole distance
+            self.message = list(map(max_epochs_message, ts, losses))
+            return
+        names = list(map(outcomes.__getitem__, codes.tolist()))
         for i, (t, name, loss) in enumerate(zip(ts, names, losses)):
             if name == "max_epochs":
                 self.message[i] = max_epochs_message(t, loss)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ... import optim
+from .columns import column
 
 
 def sgd_into(out, params, grads, state: optim.SGDState, lr, config):
@@ -60,6 +61,9 @@ class Schedule:
 
     def __init__(self, configs, lrs):
         self.base = np.asarray(lrs, dtype=np.float64)
+        if column(configs, "schedule").count("constant") == len(configs):  # one factor, 1, at every epoch
+            self.which, self.reps, self.constant = np.zeros(len(configs), dtype=np.int64), [configs[0]], True
+            return
         keys = [(c.schedule, c.step_size, c.gamma, c.epochs) for c in configs]
         index: dict[tuple, int] = {}
         self.which = np.array([index.setdefault(key, len(index)) for key in keys], dtype=np.int64)

@@ -4,14 +4,11 @@ graphs (:func:`judge`)."""
 
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 import torch
 
+from ..columns import numeric
 from .compiled import MIN_ROWS
-
-GET_RULES = operator.attrgetter("diverge_factor", "tol", "stall_rtol", "epochs")
 
 
 def judge(loss, t, alive, limit, best, past, factor, tol, rtol, epochs):
@@ -41,8 +38,8 @@ class Rows:
         self.device, self.dtype = device, dtype
         c0 = configs[0]
         if rules is None:
-            columns = np.array([GET_RULES(c) for c in configs], dtype=np.float64).T  # exact: epochs < 2**53
-            factor, tol, rtol, epochs = columns[0], columns[1], columns[2], columns[3].astype(np.int64)
+            factor, tol, rtol = (numeric(configs, name) for name in ("diverge_factor", "tol", "stall_rtol"))
+            epochs = numeric(configs, "epochs", np.int64)
         else:  # the stack's StopRules read them already
             factor, tol, rtol, epochs = rules.factor, rules.tol, rules.rtol, rules.epochs
         f64 = lambda values: torch.tensor(np.ascontiguousarray(values), device=device)  # noqa: E731
