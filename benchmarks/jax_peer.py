@@ -15,7 +15,8 @@ converged (loss ≤ tol); the whole sweep one ``jax.jit``. Both start from the s
 factors, drawn before the clock starts. The two are timed in alternation, one call each per
 round, over ``--repeats`` rounds (5), and each keeps its best: the peer's calls after a first
 one that compiles it (its compile time is printed apart), linlab's whole ``fit_batched``
-calls, a ``RunResult`` per run (history, messages, config) included.
+calls, a ``RunResult`` per run (history, messages, config) included; each round's results
+are freed before the next round's clock starts.
 
 Printed per B and h: run-epochs/s of each, linlab / JAX, and the fraction of this machine's
 float64 matrix-multiply peak that linlab reaches: FLOPs per run-epoch (the products
@@ -110,7 +111,8 @@ def side_by_side(data, configs, factors, epochs: int, repeats: int):
         tick = time.perf_counter()
         results = fit_batched(data, configs, factors=factors)
         best_ours = min(best_ours, time.perf_counter() - tick)
-    ours = np.array([r.history[-1] for r in results])
+        ours = np.array([r.history[-1] for r in results])
+        del results  # freed here, not inside the next round's clock
     return best_peer, best_ours, compile_s, np.asarray(out[2][-1]), ours
 
 

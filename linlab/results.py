@@ -15,6 +15,15 @@ class RunResult:
 
     ``history[t]`` is the training loss after t updates (epochs), so the seed's log line
     ``Epoch [e/N]`` shows ``history[e - 1]`` and ``len(history) == epochs + 1``.
+
+    ``config`` may be given as a function of no arguments that returns the dict: it is called
+    on the first read, once (a sweep's records need not build thousands of dicts nobody reads).
+
+    Examples
+    --------
+    >>> r = RunResult(lambda: {"lr": 0.1}, "max_epochs", "", np.zeros(1), 0, 0.1, [])
+    >>> r.config
+    {'lr': 0.1}
     """
 
     config: dict  # TrainConfig.to_dict(), plus the data's name
@@ -62,3 +71,18 @@ class RunResult:
             "distance_to_true": self.distance_to_true,
             "final_val_loss": None if self.val_history is None else float(self.val_history[-1]),
         }
+
+
+def _read_config(result: RunResult) -> dict:
+    config = result._config
+    if callable(config):
+        config = result._config = config()
+    return config
+
+
+def _write_config(result: RunResult, config) -> None:
+    result._config = config
+
+
+# after @dataclass, which keeps `config` a field (first in __init__, repr, eq, asdict, replace)
+RunResult.config = property(_read_config, _write_config, doc="TrainConfig.to_dict(), plus the data's name")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import operator
 
 import numpy as np
@@ -36,6 +37,14 @@ def config_record(config: TrainConfig, device: str, data_name: str) -> dict:
         return record
     return {**config.__dict__, "widths": [*config.widths], "betas": [*config.betas], "engine": "batched",
             "device": device, "extra": copy.deepcopy(config.extra) if config.extra else {}, "data": data_name}
+
+
+def deferred_record(config: TrainConfig, device: str, data_name: str):
+    """:func:`config_record` for a RunResult to build on its first read of ``config``; built now
+    where ``config.extra`` is set (a dict its owner may still change)."""
+    if config.extra:
+        return config_record(config, device, data_name)
+    return functools.partial(config_record, config, device, data_name)
 
 
 def truth(data) -> tuple[np.ndarray, float] | None:
@@ -86,13 +95,13 @@ def records(data, configs, device, rules, finals, seconds, starts, known) -> lis
     (`finals`: each run's (factors, biases); `starts`: its initial factors; `known`: :func:`truth`
     of the data). Each history is a view of a column of ``rules.history``."""
     with np.errstate(all="ignore"):  # a run that diverged at its start may overflow its distance
-        distance = distances(known, [factors for factors, _ in finals])
+        distance = distances(known, list(map(operator.itemgetter(0), finals)))
     history, changes, name = rules.history.T, rules.lr_changes, data.name
     columns = zip(configs, rules.outcome, rules.message, rules.length.tolist(), rules.lrs.tolist(), finals,
                   rules.epochs_to_tol, np.asarray(seconds, dtype=np.float64).tolist(), distance, starts)
     return [
-        RunResult(config_record(c, device, name), outcome, message, history[j, :n], n - 1, lr, final[0], final[1],
-                  None, to_tol, spent, far, list(start),  # float64 arrays of this call's own
+        RunResult(deferred_record(c, device, name), outcome, message, history[j, :n], n - 1, lr, *final, None,
+                  to_tol, spent, far, list(start),  # float64 arrays of this call's own
                   {"lr_changes": changes[j]} if changes and changes.get(j) else {})
         for j, (c, outcome, message, n, lr, final, to_tol, spent, far, start) in enumerate(columns)
     ]
