@@ -238,20 +238,25 @@ static void copy_out(real *restrict dst, const vec *restrict in, int64_t n, int6
 }
 
 /* one epoch's loss per lane, (||sqrt(lambda) D||^2 + 2<r, D> + L*) / divisor, and G = s lambda D + s r,
- * for D = Q - P0 (n = d k entries) */
+ * for D = Q - P0 (n = d k entries); CHUNK CPU vectors at a time, so that both sums of each stay
+ * in registers */
+#define CHUNK (NV < 4 ? NV : 4)
 static void terms(const Block *s, const vec *restrict Q, vec *restrict G, int64_t n, dvec *loss) {
-    hv sq[NV], lin[NV];
-    EACH sq[u] = lin[u] = (hv){0};
-    for (int64_t e = 0; e < n; e++)
-        EACH {
-            hv D = Q[e].v[u] - s->P[e], x = s->root[e] * D;
-            sq[u] += x * x;
-            lin[u] += s->r[e] * D;
-            G[e].v[u] = s->slam[e] * D + s->sr[e];
-        }
-    vec out;
-    EACH out.v[u] = (sq[u] + (real)2.0 * lin[u] + s->floor_) / s->divisor;
-    for (int l = 0; l < LANES; l++) loss->x[l] = (double)out.x[l];
+    vec sq, lin;
+    for (int c = 0; c < NV; c += CHUNK) {
+        hv a[CHUNK], r[CHUNK]; /* sq and lin of this chunk */
+        for (int u = 0; u < CHUNK; u++) a[u] = r[u] = (hv){0};
+        for (int64_t e = 0; e < n; e++)
+            for (int u = 0; u < CHUNK; u++) {
+                hv D = Q[e].v[c + u] - s->P[e], x = s->root[e] * D;
+                a[u] += x * x;
+                r[u] += s->r[e] * D;
+                G[e].v[c + u] = s->slam[e] * D + s->sr[e];
+            }
+        for (int u = 0; u < CHUNK; u++) sq.v[c + u] = a[u], lin.v[c + u] = r[u];
+    }
+    EACH sq.v[u] = (sq.v[u] + (real)2.0 * lin.v[u] + s->floor_) / s->divisor;
+    for (int l = 0; l < LANES; l++) loss->x[l] = (double)sq.x[l];
 }
 
 /* K epochs of the runs b .. b + m - 1 (m <= LANES), or fewer once all have stopped; w, p, bf, Q
