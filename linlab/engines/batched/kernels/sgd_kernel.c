@@ -209,7 +209,7 @@ static void judge(const Block *s, Lanes *z, int64_t b, int64_t t, const dvec *lo
         const dm stalled = fine & ~end & ~converged & (ago - best <= z->rtol.v[u] * ago);
         on.v[u] = fine & ~end & ~converged & ~stalled;
         diverged.v[u] = bad;
-        code.v[u] = (bad & 1) | (converged & 2) | (end & 3) | (stalled & 4);
+        code.v[u] = (bad & 1) | (converged & 2) | (end & 3) | (stalled & 4); /* at most one is set */
         stops |= code.v[u];
         live -= on.v[u];
         z->alive.v[u] = on.v[u];
