@@ -57,6 +57,19 @@ typedef union {
     hm v[NV];
     mask_t x[LANES];
 } mask;
+/* the stop rules are in double whatever real is: DN vectors of doubles per lane vector */
+#define DN (LANES * 8 / VBYTES)
+#define EACHD for (int u = 0; u < DN; u++)
+typedef double dv __attribute__((vector_size(VBYTES)));
+typedef int64_t dm __attribute__((vector_size(VBYTES))); /* comparisons of dv give these: -1 or 0 */
+typedef union {
+    dv v[DN];
+    double x[LANES];
+} dvec;
+typedef union {
+    dm v[DN];
+    int64_t x[LANES];
+} dmask;
 
 typedef struct {
     int64_t L;             /* depth */
@@ -85,6 +98,7 @@ typedef struct {
 
 /* a where m is set, else b */
 static inline hv select(hm m, hv a, hv b) { return (hv)(((hm)a & m) | ((hm)b & ~m)); }
+static inline dv dselect(dm m, dv a, dv b) { return (dv)(((dm)a & m) | ((dm)b & ~m)); }
 
 /* out (rows, cols) = X (rows, n) @ Y (n, cols) per lane, X and Y given by their strides in
  * entries (rx, nx) and (ny, cy): so one loop serves X Y, Xᵀ Y and X Yᵀ */
@@ -119,9 +133,9 @@ static void mt(vec *out, const vec *X, const vec *Y, int64_t m, int64_t a, int64
 
 /* The SGD step of one layer (n entries), as sgd_block writes it: with weight decay
  * g += wd W; with momentum b = mu b + g and g = b (Nesterov: g + mu b); then W - lr g where the
- * run goes on, the previous W where it diverged, W where it stopped. */
+ * run goes on (go), the previous W where it diverged (undo), W where it stopped. */
 static void step(const Block *s, vec *restrict w, vec *restrict p, vec *restrict b, const vec *restrict g,
-                 int64_t n, const mask *go, const mask *dv, const vec *lr) {
+                 int64_t n, const mask *go, const mask *undo, const vec *lr) {
     const hv mu = (hv){0} + s->mu, wd = (hv){0} + s->wd;
     for (int64_t e = 0; e < n; e++)
         EACH {
@@ -131,16 +145,16 @@ static void step(const Block *s, vec *restrict w, vec *restrict p, vec *restrict
                 b[e].v[u] = select(go->v[u], mu * b[e].v[u] + gl, b[e].v[u]);
                 gl = s->nesterov ? gl + mu * b[e].v[u] : b[e].v[u];
             }
-            w[e].v[u] = select(go->v[u], W - lr->v[u] * gl, select(dv->v[u], p[e].v[u], W));
+            w[e].v[u] = select(go->v[u], W - lr->v[u] * gl, select(undo->v[u], p[e].v[u], W));
             p[e].v[u] = W;
         }
 }
 
 /* The stop rule state of a lane block's runs, one lane each (lanes past the stack's end are
- * never alive); flags are 0 or 1, all in 64 bits so that the rules vectorise. */
+ * never alive), as vectors of doubles and of 64-bit integers; alive is a mask (-1 or 0). */
 typedef struct {
-    int64_t alive[LANES], epochs[LANES], window[LANES];
-    double limit[LANES], best[LANES], factor[LANES], tol[LANES], rtol[LANES], base[LANES];
+    dmask alive, epochs, window;
+    dvec limit, best, factor, tol, rtol, base;
     int64_t window_min; /* the smallest stall_window of the block's runs */
     int64_t live;       /* how many are alive */
 } Lanes;
@@ -149,57 +163,65 @@ static void lanes_in(const Block *s, Lanes *z, int64_t b, int64_t m) {
     z->window_min = INT64_MAX, z->live = 0;
     for (int64_t l = 0; l < LANES; l++) {
         int64_t run = b + (l < m ? l : 0);
-        z->alive[l] = l < m && s->alive[run];
-        z->live += z->alive[l];
-        z->limit[l] = s->limit[run], z->best[l] = s->best[run], z->factor[l] = s->factor[run];
-        z->tol[l] = s->tol[run], z->rtol[l] = s->rtol[run], z->base[l] = s->base[run];
-        z->epochs[l] = s->epochs[run], z->window[l] = l < m ? s->window[run] : INT64_MAX;
-        if (z->window[l] < z->window_min) z->window_min = z->window[l];
+        z->alive.x[l] = -(int64_t)(l < m && s->alive[run]);
+        z->live -= z->alive.x[l];
+        z->limit.x[l] = s->limit[run], z->best.x[l] = s->best[run], z->factor.x[l] = s->factor[run];
+        z->tol.x[l] = s->tol[run], z->rtol.x[l] = s->rtol[run], z->base.x[l] = s->base[run];
+        z->epochs.x[l] = s->epochs[run], z->window.x[l] = l < m ? s->window[run] : INT64_MAX;
+        if (z->window.x[l] < z->window_min) z->window_min = z->window.x[l];
     }
 }
 
 static void lanes_out(const Block *s, const Lanes *z, int64_t b, int64_t m) {
     for (int64_t l = 0; l < m; l++) {
-        s->alive[b + l] = (uint8_t)z->alive[l];
-        s->limit[b + l] = z->limit[l], s->best[b + l] = z->best[l];
+        s->alive[b + l] = (uint8_t)(z->alive.x[l] & 1);
+        s->limit[b + l] = z->limit.x[l], s->best[b + l] = z->best.x[l];
     }
 }
 
 /* rows.py's judge for epoch t of a lane block's runs (their losses in `loss`): updates their
- * state, reports the runs that stop, and sets go (the runs that go on) and dv (diverged).
- * Branch-free over the lanes, so that it runs as vector operations. */
-static void judge(const Block *s, Lanes *z, int64_t b, int64_t t, const double *loss, mask *go, mask *dv) {
-    double past[LANES]; /* the best loss stall_window epochs back; NaN before it exists (never stalls) */
-    for (int64_t l = 0; l < LANES; l++) past[l] = NAN;
+ * state, reports the runs that stop, and sets go (the runs that go on) and undo (diverged).
+ * Branch-free on vectors of lanes; flags are masks (-1 or 0). */
+static void judge(const Block *s, Lanes *z, int64_t b, int64_t t, const dvec *loss, mask *go, mask *undo) {
+    dvec past; /* the best loss stall_window epochs back; NaN before it exists (never stalls) */
+    for (int64_t l = 0; l < LANES; l++) past.x[l] = NAN;
     if (s->best_hist && t >= z->window_min)
         for (int64_t l = 0; l < LANES; l++)
-            if (z->alive[l] && t >= z->window[l]) past[l] = s->best_hist[(t - z->window[l]) * s->stride + b + l];
-    const int64_t first = t == 0;
-    int64_t code[LANES], stops = 0;
-    for (int64_t l = 0; l < LANES; l++) {
-        const double x = loss[l];
-        const int64_t alive = z->alive[l];
-        const int64_t diverged = alive & (first ? !(x - x == 0.0) : !(x <= z->limit[l]));
-        const double y = diverged ? 0.0 : x;
-        z->limit[l] = first ? z->factor[l] * (y < 1e-300 ? 1e-300 : y) : z->limit[l];
-        const int64_t fine = alive & !diverged;
-        const double best = first || x < z->best[l] ? x : z->best[l];
-        z->best[l] = fine ? best : z->best[l];
-        const int64_t end = fine & (z->epochs[l] == t);
-        const int64_t converged = fine & !end & (x <= z->tol[l]);
-        const int64_t stalled = fine & !end & !converged & (past[l] - z->best[l] <= z->rtol[l] * past[l]);
-        const int64_t on = fine & !end & !converged & !stalled;
-        code[l] = alive & !on ? 1 * diverged + 2 * converged + 3 * end + 4 * stalled : 0;
-        stops |= code[l];
-        z->alive[l] = on;
-        go->x[l] = -(mask_t)on;
-        dv->x[l] = -(mask_t)diverged;
+            if (z->alive.x[l] && t >= z->window.x[l])
+                past.x[l] = s->best_hist[(t - z->window.x[l]) * s->stride + b + l];
+    const int first = t == 0;
+    const dv zero = {0}, tiny = zero + 1e-300;
+    const dm now = (dm){0} + t, start = (dm){0} - first;
+    dmask on, diverged, code;
+    dm stops = {0}, live = {0};
+    EACHD {
+        const dv x = loss->v[u], limit = z->limit.v[u], old = z->best.v[u];
+        const dm alive = z->alive.v[u];
+        const dm bad = alive & (first ? ~(x - x == zero) : ~(x <= limit));
+        const dv y = dselect(bad, zero, x);
+        z->limit.v[u] = first ? z->factor.v[u] * dselect(y < tiny, tiny, y) : limit;
+        const dm fine = alive & ~bad;
+        const dv best = dselect(fine, dselect(start | (x < old), x, old), old);
+        z->best.v[u] = best;
+        const dm end = fine & (z->epochs.v[u] == now);
+        const dm converged = fine & ~end & (x <= z->tol.v[u]);
+        const dv ago = past.v[u];
+        const dm stalled = fine & ~end & ~converged & (ago - best <= z->rtol.v[u] * ago);
+        on.v[u] = fine & ~end & ~converged & ~stalled;
+        diverged.v[u] = bad;
+        code.v[u] = (bad & 1) | (converged & 2) | (end & 3) | (stalled & 4); /* at most one is set */
+        stops |= code.v[u];
+        live -= on.v[u];
+        z->alive.v[u] = on.v[u];
     }
     z->live = 0;
-    for (int64_t l = 0; l < LANES; l++) z->live += z->alive[l];
-    if (stops)
+    for (int i = 0; i < VBYTES / 8; i++) z->live += live[i];
+    for (int64_t l = 0; l < LANES; l++) go->x[l] = (mask_t)on.x[l], undo->x[l] = (mask_t)diverged.x[l];
+    int64_t any = 0;
+    for (int i = 0; i < VBYTES / 8; i++) any |= stops[i];
+    if (any)
         for (int64_t l = 0; l < LANES; l++)
-            if (code[l]) s->stop_t[b + l] = t, s->codes[b + l] = (int8_t)code[l];
+            if (code.x[l]) s->stop_t[b + l] = t, s->codes[b + l] = (int8_t)code.x[l];
 }
 
 /* n entries of runs b .. b + m - 1 between the stack (run index last) and a lane buffer */
@@ -216,20 +238,25 @@ static void copy_out(real *restrict dst, const vec *restrict in, int64_t n, int6
 }
 
 /* one epoch's loss per lane, (||sqrt(lambda) D||^2 + 2<r, D> + L*) / divisor, and G = s lambda D + s r,
- * for D = Q - P0 (n = d k entries) */
-static void terms(const Block *s, const vec *restrict Q, vec *restrict G, int64_t n, double *loss) {
-    hv sq[NV], lin[NV];
-    EACH sq[u] = lin[u] = (hv){0};
-    for (int64_t e = 0; e < n; e++)
-        EACH {
-            hv D = Q[e].v[u] - s->P[e], x = s->root[e] * D;
-            sq[u] += x * x;
-            lin[u] += s->r[e] * D;
-            G[e].v[u] = s->slam[e] * D + s->sr[e];
-        }
-    vec out;
-    EACH out.v[u] = (sq[u] + (real)2.0 * lin[u] + s->floor_) / s->divisor;
-    for (int l = 0; l < LANES; l++) loss[l] = (double)out.x[l];
+ * for D = Q - P0 (n = d k entries); CHUNK CPU vectors at a time, so that both sums of each stay
+ * in registers */
+#define CHUNK (NV < 4 ? NV : 4)
+static void terms(const Block *s, const vec *restrict Q, vec *restrict G, int64_t n, dvec *loss) {
+    vec sq, lin;
+    for (int c = 0; c < NV; c += CHUNK) {
+        hv a[CHUNK], r[CHUNK]; /* sq and lin of this chunk */
+        for (int u = 0; u < CHUNK; u++) a[u] = r[u] = (hv){0};
+        for (int64_t e = 0; e < n; e++)
+            for (int u = 0; u < CHUNK; u++) {
+                hv D = Q[e].v[c + u] - s->P[e], x = s->root[e] * D;
+                a[u] += x * x;
+                r[u] += s->r[e] * D;
+                G[e].v[c + u] = s->slam[e] * D + s->sr[e];
+            }
+        for (int u = 0; u < CHUNK; u++) sq.v[c + u] = a[u], lin.v[c + u] = r[u];
+    }
+    EACH sq.v[u] = (sq.v[u] + (real)2.0 * lin.v[u] + s->floor_) / s->divisor;
+    for (int l = 0; l < LANES; l++) loss->x[l] = (double)sq.x[l];
 }
 
 /* K epochs of the runs b .. b + m - 1 (m <= LANES), or fewer once all have stopped; w, p, bf, Q
@@ -246,7 +273,7 @@ static void lane_block(const Block *s, int64_t b, int64_t m, vec **w, vec **p, v
         if (s->momentum) copy_in(bf[j], s->buf[j], H[j] * H[j + 1], B, b, m);
     }
     vec lr; /* without a schedule, the same every epoch */
-    for (int64_t l = 0; l < LANES; l++) lr.x[l] = (real)z.base[l];
+    for (int64_t l = 0; l < LANES; l++) lr.x[l] = (real)z.base.x[l];
     for (int64_t t = 0; t < s->K && z.live; t++) {
         const int64_t at = s->t0 + t;
         const vec *q = w[0]; /* forward: Q_1 = W_1, Q_j = Q_{j-1} W_j */
@@ -254,25 +281,25 @@ static void lane_block(const Block *s, int64_t b, int64_t m, vec **w, vec **p, v
             mm(Q[j], q, w[j], d, H[j], H[j + 1]);
             q = Q[j];
         }
-        double loss[LANES];
-        terms(s, q, G, d * k, loss);
-        memcpy(s->history + at * s->stride + b, loss, (size_t)m * sizeof(double));
-        mask go, dv;
-        judge(s, &z, b, at, loss, &go, &dv);
-        if (s->best_hist) memcpy(s->best_hist + at * s->stride + b, z.best, (size_t)m * sizeof(double));
+        dvec loss;
+        terms(s, q, G, d * k, &loss);
+        memcpy(s->history + at * s->stride + b, loss.x, (size_t)m * sizeof(double));
+        mask go, undo;
+        judge(s, &z, b, at, &loss, &go, &undo);
+        if (s->best_hist) memcpy(s->best_hist + at * s->stride + b, z.best.x, (size_t)m * sizeof(double));
         if (!s->constant)
-            for (int64_t l = 0; l < m; l++) lr.x[l] = (real)(z.base[l] * s->scale[t * s->S + s->which[b + l]]);
+            for (int64_t l = 0; l < m; l++) lr.x[l] = (real)(z.base.x[l] * s->scale[t * s->S + s->which[b + l]]);
         /* backward and step, last layer first: grad_j = Q_{j-1}ᵀ G_j, G_{j-1} = G_j W_jᵀ */
         vec *g = G, *g2 = G2;
         for (int64_t j = L - 1; j >= 1; j--) {
             tm(grad, j == 1 ? w[0] : Q[j - 1], g, d, H[j], H[j + 1]);
             mt(g2, g, w[j], d, H[j], H[j + 1]);
-            step(s, w[j], p[j], bf[j], grad, H[j] * H[j + 1], &go, &dv, &lr);
+            step(s, w[j], p[j], bf[j], grad, H[j] * H[j + 1], &go, &undo, &lr);
             vec *x = g;
             g = g2;
             g2 = x;
         }
-        step(s, w[0], p[0], bf[0], g, H[0] * H[1], &go, &dv, &lr);
+        step(s, w[0], p[0], bf[0], g, H[0] * H[1], &go, &undo, &lr);
     }
     for (int64_t j = 0; j < L; j++) {
         copy_out(s->W[j], w[j], H[j] * H[j + 1], B, b, m);
