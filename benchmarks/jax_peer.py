@@ -13,10 +13,12 @@ one run's loss and gradient written plainly and ``jax.vmap``-ed over the runs; t
 (non-finite, or above 1e6 times its initial loss: back to the last finite state) or
 converged (loss ≤ tol); the whole sweep one ``jax.jit``. Both start from the same initial
 factors, drawn before the clock starts. The two are timed in alternation, one call each per
-round, over ``--repeats`` rounds (5), and each keeps its best: the peer's calls after a first
-one that compiles it (its compile time is printed apart), linlab's whole ``fit_batched``
-calls, a ``RunResult`` per run (history, messages, config) included; each round's results
-are freed before the next round's clock starts.
+round, over at least ``--repeats`` rounds (5) and until each has run ``--seconds`` (2) in all
+(a sweep of 20 ms gets 100 rounds: its best is then not one lucky or unlucky draw of a
+shared machine), and each keeps its best: the peer's calls after a first one that compiles it
+(its compile time is printed apart), linlab's whole ``fit_batched`` calls, a ``RunResult`` per
+run included (its history, message and outcome; its config dict is built on first read). Each
+round's results are freed before the next round's clock starts.
 
 Printed per B and h: run-epochs/s of each, linlab / JAX, and the fraction of this machine's
 float64 matrix-multiply peak that linlab reaches: FLOPs per run-epoch (the products
@@ -27,6 +29,7 @@ measured in the same run.
     pip install 'linlab[bench]'        # jax
     python benchmarks/jax_peer.py      # h = 1, 4, 16, 64; B = 1,000 and 10,000
     python benchmarks/jax_peer.py --quick
+    python benchmarks/jax_peer.py --widths 1 --sizes 1000 --seconds 5
 
 Timings are printed, never asserted.
 """
@@ -99,21 +102,27 @@ def peer_call(data, configs, factors, epochs: int):
     return (lambda: jax.block_until_ready(sweep(*args))), time.perf_counter() - tick
 
 
-def side_by_side(data, configs, factors, epochs: int, repeats: int):
-    """Best seconds of the peer and of fit_batched over `repeats` rounds, the two alternating in
-    each (a machine's passing load then weighs on both), with their final losses."""
+def side_by_side(data, configs, factors, epochs: int, repeats: int, seconds: float = 2.0, most: int = 100):
+    """Best seconds of the peer and of fit_batched over at least `repeats` rounds and until each has
+    run `seconds` in all (at most `most` rounds), the two alternating in each (a machine's passing
+    load then weighs on both), with their final losses."""
     peer, compile_s = peer_call(data, configs, factors, epochs)
-    best_peer = best_ours = np.inf
-    for _ in range(repeats):
+    spent = np.zeros(2)
+    best = np.full(2, np.inf)
+    for rounds in range(1, most + 1):
         tick = time.perf_counter()
         out = peer()
-        best_peer = min(best_peer, time.perf_counter() - tick)
+        spent[0] += (took := time.perf_counter() - tick)
+        best[0] = min(best[0], took)
         tick = time.perf_counter()
         results = fit_batched(data, configs, factors=factors)
-        best_ours = min(best_ours, time.perf_counter() - tick)
+        spent[1] += (took := time.perf_counter() - tick)
+        best[1] = min(best[1], took)
         ours = np.array([r.history[-1] for r in results])
         del results  # freed here, not inside the next round's clock
-    return best_peer, best_ours, compile_s, np.asarray(out[2][-1]), ours
+        if rounds >= repeats and spent.min() >= seconds:
+            break
+    return best[0], best[1], compile_s, np.asarray(out[2][-1]), ours
 
 
 def matmul_peak(n: int = 2048, repeats: int = 3) -> float:
@@ -139,9 +148,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="h = 4, 16 and B = 1,000, 100 epochs")
     parser.add_argument("--repeats", type=int, default=5, help="rounds of one call each, alternating (best kept)")
+    parser.add_argument("--seconds", type=float, default=2.0, help="more rounds until each side has run this long")
+    parser.add_argument("--widths", type=int, nargs="+", help="hidden widths h (default 1 4 16 64)")
+    parser.add_argument("--sizes", type=int, nargs="+", help="runs per sweep B (default 1000 10000)")
     args = parser.parse_args()
     data = seed_dataset()
     widths, sizes = ((4, 16), (1000,)) if args.quick else ((1, 4, 16, 64), (1000, 10000))
+    widths, sizes = args.widths or widths, args.sizes or sizes
     epochs = 100 if args.quick else EPOCHS
     fit_batched(data, configs_for(4, 64, 2))  # builds (or loads) the C kernel once
     peak = matmul_peak()
@@ -154,7 +167,7 @@ def main():
         for B in sizes:
             configs = configs_for(h, B, epochs)
             factors = [init_factors(c.widths, c.init, c.init_scale, c.seed) for c in configs]
-            timed = side_by_side(data, configs, factors, epochs, args.repeats)
+            timed = side_by_side(data, configs, factors, epochs, args.repeats, args.seconds)
             peer_s, ours_s, compile_s, jax_final, final = timed
             jax_rate, ours = B * epochs / peer_s, B * epochs / ours_s  # every run goes all its epochs
             share = flops_per_run_epoch(10, h, 2) * ours / (peak * 1e9)
