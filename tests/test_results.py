@@ -5,11 +5,13 @@ import dataclasses
 import pickle
 
 import numpy as np
+import pytest
 
 from linlab import TrainConfig
 from linlab.data import seed_dataset
 from linlab.engines import fit
 from linlab.engines.batched import fit_batched
+from linlab.models import init_factors
 from linlab.results import RunResult
 
 
@@ -58,3 +60,21 @@ def test_a_config_with_extra_is_recorded_as_it_was_at_the_call():
     [r] = fit_batched(seed_dataset(), [config])
     config.extra["tag"] = "changed after the call"
     assert r.config["extra"] == {"tag": "a"}
+
+
+@pytest.mark.parametrize("opt", [{}, {"momentum": 0.9}, {"optimizer": "adam"}], ids=["sgd", "momentum", "adam"])
+def test_given_factors_come_back_as_each_runs_start_untouched_by_training(opt):
+    # one architecture: the runs' starts are views of one array per layer, which no stack may alias
+    configs = [TrainConfig(widths=(10, 3, 2), lr=1e-5, epochs=30, seed=i, **opt) for i in range(40)]
+    factors = [init_factors(c.widths, c.init, c.init_scale, c.seed) for c in configs]
+    given = [[W.copy() for W in fs] for fs in factors]
+    results = fit_batched(seed_dataset(), configs, factors=factors)
+    for r, start, fs in zip(results, given, factors, strict=True):
+        assert all(np.array_equal(a, b) for a, b in zip(r.initial_factors, start, strict=True))
+        assert all(np.array_equal(a, b) for a, b in zip(fs, start, strict=True))  # the caller's arrays too
+        assert not np.array_equal(r.factors[0], start[0])
+    truth = seed_dataset().W_true
+    if truth is not None:
+        for r in results:
+            expected = np.linalg.norm(r.end_to_end - truth) / np.linalg.norm(truth)
+            assert r.distance_to_true == pytest.approx(expected, rel=1e-12)

@@ -22,7 +22,7 @@ from .columns import column, pick, uniform
 from .epochs import run_stack
 from .kernels.fused import run_stack_fused
 from .records import records, truth
-from .state import padded_widths
+from .state import RunRows, padded_widths
 
 
 @contextmanager
@@ -84,7 +84,9 @@ def _initial(configs, factors) -> list[list[np.ndarray]]:
         layers = [_layer(given, j, shape) for j, shape in enumerate(shapes)] if fits else [None]
         if any(layer is None for layer in layers):
             _misfit(factors, runs, shapes, widths)
-        for i, fs in zip(runs, map(list, zip(*layers))):
+        if len(runs) == len(configs):  # one architecture: its layers travel with the runs' views
+            return RunRows(layers)
+        for i, fs in zip(runs, RunRows(layers)):
             out[i] = fs
     return out
 
@@ -243,7 +245,9 @@ def _stacked_class(data, configs, starts, lrs, key, indices, source, data_path, 
     widths, known = padded_widths(column(pick(configs, indices), "widths")), truth(data)
     compiled = getattr(source, "compiled", None) is not None
     for chunk in plan.chunks(indices, key, widths, configs, budget, data_path, compiled):
-        group, begin = pick(configs, chunk), pick(starts, chunk)
+        group = pick(configs, chunk)
+        whole = isinstance(starts, RunRows) and chunk == list(range(len(starts)))  # every run, in order
+        begin = starts if whole else pick(starts, chunk)
         args = (source, group, begin, pick(lrs, chunk), widths, dtype, device)
         done = run_stack_fused(*args) if plan.eligible(source, group) else None
         rules, finals, seconds = done if done is not None else run_stack(*args, data)

@@ -55,7 +55,7 @@ def truth(data) -> tuple[np.ndarray, float] | None:
     return W_true, float(np.linalg.norm(W_true)) or 1.0
 
 
-def distances(known, factor_lists) -> list[float | None]:
+def distances(known, factor_lists, layers=None) -> list[float | None]:
     """‖W1⋯WL − W_true‖_F / ‖W_true‖_F of every run (None each when `known`, the data's
     :func:`truth`, is None): the products of runs of one shape as one stacked product.
 
@@ -67,8 +67,9 @@ def distances(known, factor_lists) -> list[float | None]:
     """
     if known is None:
         return [None] * len(factor_lists)
-    try:  # the common case: every run of one shape
-        return _distances(known, factor_lists)
+    try:  # the common case: every run of one shape (the layers as one array each, where given)
+        return _distances(known, layers or [[factors[j] for factors in factor_lists]
+                                            for j in range(len(factor_lists[0]))])
     except ValueError:
         pass
     out: list[float | None] = [None] * len(factor_lists)
@@ -76,17 +77,18 @@ def distances(known, factor_lists) -> list[float | None]:
     for i, factors in enumerate(factor_lists):
         by_shape.setdefault(tuple([W.shape for W in factors]), []).append(i)
     for runs in by_shape.values():
-        for i, value in zip(runs, _distances(known, [factor_lists[i] for i in runs])):
+        for i, value in zip(runs, _distances(known, list(zip(*[factor_lists[i] for i in runs])))):
             out[i] = value
     return out
 
 
-def _distances(known, factor_lists) -> list[float]:
-    # runs of one shape (else NumPy refuses to stack them: ValueError)
-    P = np.array([factors[0] for factors in factor_lists])
-    for j in range(1, len(factor_lists[0])):
-        P = P @ np.array([factors[j] for factors in factor_lists])
-    D = (P - known[0]).reshape(len(factor_lists), -1)
+def _distances(known, layers) -> list[float]:
+    # the runs' layers, each (runs, a, b) or a list of the runs' (a, b) arrays of one shape (else
+    # NumPy refuses to stack them: ValueError); padded layers give the same product
+    P = np.asarray(layers[0], dtype=np.float64)
+    for layer in layers[1:]:
+        P = P @ np.asarray(layer, dtype=np.float64)
+    D = (P - known[0]).reshape(len(P), -1)
     return (np.sqrt(np.einsum("ij,ij->i", D, D)) / known[1]).tolist()
 
 
@@ -95,7 +97,7 @@ def records(data, configs, device, rules, finals, seconds, starts, known) -> lis
     (`finals`: each run's (factors, biases); `starts`: its initial factors; `known`: :func:`truth`
     of the data). Each history is a view of a column of ``rules.history``."""
     with np.errstate(all="ignore"):  # a run that diverged at its start may overflow its distance
-        distance = distances(known, list(map(operator.itemgetter(0), finals)))
+        distance = distances(known, list(map(operator.itemgetter(0), finals)), getattr(finals, "layers", None))
     history, changes, name = rules.history.T, rules.lr_changes, data.name
     columns = zip(configs, rules.outcome, rules.message, rules.length.tolist(), rules.lrs.tolist(), finals,
                   rules.epochs_to_tol, np.asarray(seconds, dtype=np.float64).tolist(), distance, starts)

@@ -18,6 +18,7 @@ exactly zero and every run follows its own trajectory.
 
 from __future__ import annotations
 
+import itertools
 import operator
 
 import numpy as np
@@ -42,6 +43,32 @@ def padded_widths(widths_list) -> tuple[int, ...]:
     return tuple(int(max(col)) for col in zip(*distinct))
 
 
+class RunRows(list):
+    """Each run's list of arrays where run i's layer j is row i of ``layers[j]`` (a view): made
+    from one array per layer in a pass, and read back as those arrays by :func:`stack_factors`
+    and :func:`~.records.distances` without a copy of each run's.
+
+    Examples
+    --------
+    >>> rows = RunRows([np.zeros((2, 3, 1)), np.ones((2, 1, 4))])
+    >>> len(rows), rows[1][1].shape, rows[1][0].base is rows.layers[0]
+    (2, (1, 4), True)
+    """
+
+    def __init__(self, layers: list[np.ndarray]):
+        super().__init__(map(list, zip(*layers)))
+        self.layers = layers
+
+
+class Finals(list):
+    """Each run's (factors, biases), with ``layers`` the factors' arrays where they are
+    :class:`RunRows` (else None)."""
+
+    def __init__(self, factors: list, biases: list | None = None):
+        super().__init__(zip(factors, biases if biases is not None else itertools.repeat(None)))
+        self.layers = getattr(factors, "layers", None)
+
+
 def stack_factors(factors_list, widths, dtype, device) -> list[torch.Tensor]:
     """Zero-padded tensors (B, H_{j-1}, H_j), one per layer, from per-run NumPy factors.
 
@@ -55,16 +82,17 @@ def stack_factors(factors_list, widths, dtype, device) -> list[torch.Tensor]:
     ([(2, 2, 3), (2, 3, 2)], 2.0)
     """
     B, out = len(factors_list), []
+    stacked = getattr(factors_list, "layers", None)
     for j in range(len(widths) - 1):
-        layer = list(map(operator.itemgetter(j), factors_list))
         shape = (widths[j], widths[j + 1])
-        try:  # no run padded: one copy
+        try:  # no run padded: one copy (of one array from RunRows, not of each run's)
+            layer = stacked[j] if stacked is not None else [fs[j] for fs in factors_list]
             host = np.array(layer, dtype=np.float64)
         except ValueError:  # runs of several shapes
             host = None
         if host is None or host.shape != (B, *shape):
             host = np.zeros((B, *shape))
-            for b, W in enumerate(layer):
+            for b, W in enumerate(map(operator.itemgetter(j), factors_list)):
                 W = np.asarray(W)
                 host[b, : W.shape[0], : W.shape[1]] = W
         out.append(torch.as_tensor(host, device=device).to(dtype))
@@ -145,7 +173,7 @@ def unstack(tensors, rows, widths_list, biases: bool = False) -> list[list[np.nd
     host = [t[torch.as_tensor(rows, device=t.device)].detach().cpu().double().numpy() for t in tensors]
     padded = tuple(t.shape[1] for t in tensors) + (tensors[-1].shape[2],)
     if not biases and set(map(tuple, widths_list)) == {padded}:  # whole rows: views as NumPy iterates
-        return list(map(list, zip(*host)))
+        return RunRows(host)
     if biases:
         return [[h[i, 0, : w[j + 1]] for j, h in enumerate(host)] for i, w in enumerate(widths_list)]
     return [[h[i, : w[j], : w[j + 1]] for j, h in enumerate(host)] for i, w in enumerate(widths_list)]

@@ -40,7 +40,7 @@ import torch
 from .... import optim
 from .. import plan
 from ..columns import column, pick
-from ..state import stack_factors, unstack
+from ..state import Finals, stack_factors, unstack
 from ..stop import StopRules
 from ..update import Schedule
 from . import native
@@ -137,8 +137,7 @@ class Factors(Rows):
         Ws = [W.index_select(2, idx) for W in self.Ws]
         Ws[0] = (self.V @ Ws[0].flatten(1)).view(Ws[0].shape)  # back from the eigenbasis: V (VᵀW1)
         widths = column(pick(configs, self.runs[rows].tolist()), "widths")
-        Ws = unstack([W.permute(2, 0, 1) for W in Ws], np.arange(len(rows)), widths)
-        return [(W, None) for W in Ws]
+        return Finals(unstack([W.permute(2, 0, 1) for W in Ws], np.arange(len(rows)), widths))
 
 
 class Native(Factors):
