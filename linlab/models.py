@@ -95,15 +95,17 @@ def init_factors(widths, init: str = "normal", scale: float = 1.0, seed: int = 0
     return draw_factors(widths, init, scale, seed)
 
 
-def draw_factors(widths: tuple[int, ...], init: str, scale: float, seed: int) -> list[np.ndarray]:
-    """:func:`init_factors` for widths and init already checked (a sweep draws thousands).
+def draw_factors(widths: tuple[int, ...], init: str, scale: float, seed: int, rng=None) -> list[np.ndarray]:
+    """:func:`init_factors` for widths and init already checked (a sweep draws thousands);
+    `rng`, where given, must be in the state of ``np.random.default_rng(seed)`` (see
+    :func:`linlab.seeding.seeded`).
 
     Examples
     --------
     >>> [W.shape for W in draw_factors((3, 2, 1), "normal", 1.0, 0)]
     [(3, 2), (2, 1)]
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed) if rng is None else rng
     shapes = list(zip(widths[:-1], widths[1:]))
     if init == "normal":
         return [rng.standard_normal(s) for s in shapes]

@@ -16,6 +16,7 @@ from ...config import TrainConfig
 from ...data import Dataset
 from ...models import draw_factors, init_biases
 from ...results import RunResult
+from ...seeding import seeded
 from ..torch_engines import DTYPES, torch_device
 from . import plan
 from .columns import column, pick, uniform
@@ -61,14 +62,14 @@ def _check(data, configs, factors, memory_budget, device, path) -> None:
 
 def _initial(configs, factors) -> list[list[np.ndarray]]:
     if factors is None:  # runs that differ only in lr or optimizer start from one draw (each from its own copy)
-        drawn: dict[tuple, list[np.ndarray]] = {}
-        out = []
-        for c in configs:
-            key = (c.widths, c.init, c.init_scale, c.seed)
-            if key in drawn:
-                out.append([W.copy() for W in drawn[key]])
-            else:
-                out.append(drawn.setdefault(key, draw_factors(*key)))
+        keys = list(zip(*(column(configs, name) for name in ("widths", "init", "init_scale", "seed"))))
+        distinct = list(dict.fromkeys(keys))
+        rngs = seeded(key[3] for key in distinct)  # one Generator, moved to each seed's state in turn
+        drawn = {key: draw_factors(*key, rng=rng) for key, rng in zip(distinct, rngs)}
+        out, given = [], set()
+        for key in keys:
+            out.append([W.copy() for W in drawn[key]] if key in given else drawn[key])
+            given.add(key)
         return out
     widths_of = column(configs, "widths")
     by_widths: dict[tuple, list[int]] = {}
