@@ -23,9 +23,10 @@ PCG_MULT = (2549297995355413924 << 64) + 4865540595714422341
 MASK128 = (1 << 128) - 1
 
 
-def _hashmix(value: np.ndarray, const: int) -> tuple[np.ndarray, int]:
+def _hashmix(value: np.ndarray, const: int, mult: int = MULT_A) -> tuple[np.ndarray, int]:
+    # SeedSequence's hash of a word: with MULT_A while mixing the pool, MULT_B while drawing from it
     value = value ^ np.uint32(const)
-    const = (const * MULT_A) & 0xFFFFFFFF
+    const = (const * mult) & 0xFFFFFFFF
     value = value * np.uint32(const)
     return value ^ (value >> np.uint32(XSHIFT)), const
 
@@ -55,10 +56,8 @@ def pcg64_states(seeds: np.ndarray) -> list[tuple[int, int]]:
     words, const = [], INIT_B
     mixed = pool(seeds)
     for i in range(8):  # generate_state(4, np.uint64): 8 uint32 words, the pool cycled
-        value = mixed[:, i % POOL] ^ np.uint32(const)
-        const = (const * MULT_B) & 0xFFFFFFFF
-        value = value * np.uint32(const)
-        words.append(value ^ (value >> np.uint32(XSHIFT)))
+        word, const = _hashmix(mixed[:, i % POOL], const, MULT_B)
+        words.append(word)
     halves = np.stack(words, axis=1).astype("<u4").view("<u8")  # (n, 4) uint64, as NumPy views them
     out = []
     for high, low, inc_high, inc_low in halves.tolist():

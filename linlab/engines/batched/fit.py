@@ -247,8 +247,7 @@ def _stacked_class(data, configs, starts, lrs, key, indices, source, data_path, 
     compiled = getattr(source, "compiled", None) is not None
     for chunk in plan.chunks(indices, key, widths, configs, budget, data_path, compiled):
         group = pick(configs, chunk)
-        whole = isinstance(starts, RunRows) and chunk == list(range(len(starts)))  # every run, in order
-        begin = starts if whole else pick(starts, chunk)
+        begin = starts.take(chunk) if isinstance(starts, RunRows) else pick(starts, chunk)
         args = (source, group, begin, pick(lrs, chunk), widths, dtype, device)
         done = run_stack_fused(*args) if plan.eligible(source, group) else None
         rules, finals, seconds = done if done is not None else run_stack(*args, data)

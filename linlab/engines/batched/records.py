@@ -30,12 +30,10 @@ def config_record(config: TrainConfig, device: str, data_name: str) -> dict:
     >>> config_record(TrainConfig(widths=(3, 1)), "cpu", "toy")["widths"]
     [3, 1]
     """
-    if len(config.__dict__) != len(FIELDS):  # attributes beyond the fields: the fields alone
-        record = dict(zip(FIELDS, GET_FIELDS(config)))
-        record.update(widths=list(config.widths), betas=list(config.betas), engine="batched", device=device,
-                      extra=copy.deepcopy(config.extra) if config.extra else {}, data=data_name)
-        return record
-    return {**config.__dict__, "widths": [*config.widths], "betas": [*config.betas], "engine": "batched",
+    fields = config.__dict__
+    if len(fields) != len(FIELDS):  # attributes beyond the fields: the fields alone
+        fields = dict(zip(FIELDS, GET_FIELDS(config)))
+    return {**fields, "widths": [*config.widths], "betas": [*config.betas], "engine": "batched",
             "device": device, "extra": copy.deepcopy(config.extra) if config.extra else {}, "data": data_name}
 
 

@@ -59,13 +59,17 @@ class RunRows(list):
         super().__init__(map(list, zip(*layers)))
         self.layers = layers
 
+    def take(self, indices) -> RunRows:
+        """The runs `indices`, in that order, as RunRows of their own (one copy per layer)."""
+        return RunRows([layer[indices] for layer in self.layers])
+
 
 class Finals(list):
-    """Each run's (factors, biases), with ``layers`` the factors' arrays where they are
+    """Each run's (factors, None: no biases), with ``layers`` the factors' arrays where they are
     :class:`RunRows` (else None)."""
 
-    def __init__(self, factors: list, biases: list | None = None):
-        super().__init__(zip(factors, biases if biases is not None else itertools.repeat(None)))
+    def __init__(self, factors: list):
+        super().__init__(zip(factors, itertools.repeat(None)))
         self.layers = getattr(factors, "layers", None)
 
 
